@@ -1,0 +1,58 @@
+// Command ingest receives WhatsApp Cloud API webhooks and the status
+// callbacks of the SMS and e-mail fallback channels, verifies their
+// signatures, and publishes normalized events to Kafka.
+//
+// Configuration comes from a YAML file (--config.file), VIGIA_* environment
+// variables and flags; run with -h for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"vigia/internal/app"
+	"vigia/internal/config"
+	"vigia/internal/logging"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	cfg, err := config.Load("ingest", os.Args[1:], os.Getenv, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "ingest: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return 2
+	}
+	log := logging.New(os.Stderr, cfg.Log.Level).With("component", "ingest")
+
+	svc, err := app.NewIngest(cfg, log)
+	if err != nil {
+		log.Error("cannot build ingest", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := svc.Start(ctx); err != nil {
+		log.Error("cannot start ingest", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.Stop(shutdownCtx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}

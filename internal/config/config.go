@@ -1,0 +1,137 @@
+// Package config holds Vigia's configuration: its shape and defaults, loading
+// from a YAML file, VIGIA_* environment variables and command-line flags (in
+// that order of precedence, flags last), and validation that reports every
+// bad setting at once, each by its name.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration. Keys in docs, flags and environment
+// variables are the YAML paths: kafka.brokers, flag --kafka.brokers,
+// variable VIGIA_KAFKA_BROKERS.
+type Config struct {
+	Log      Log      `yaml:"log"`
+	HTTP     HTTP     `yaml:"http"`
+	Kafka    Kafka    `yaml:"kafka"`
+	Meta     Meta     `yaml:"meta"`
+	Privacy  Privacy  `yaml:"privacy"`
+	OptOut   OptOut   `yaml:"optout"`
+	Twilio   Twilio   `yaml:"twilio"`
+	SendGrid SendGrid `yaml:"sendgrid"`
+}
+
+// Log configures the JSON logger.
+type Log struct {
+	Level string `yaml:"level" help:"log level: debug, info, warn or error"`
+}
+
+// HTTP configures the ingest HTTP server.
+type HTTP struct {
+	Listen       string        `yaml:"listen" help:"address the HTTP server listens on"`
+	ReadTimeout  time.Duration `yaml:"read_timeout" help:"time allowed to read a whole request, body included"`
+	WriteTimeout time.Duration `yaml:"write_timeout" help:"time allowed to answer, publishing to Kafka included"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout" help:"keep-alive idle time"`
+	MaxBodyBytes int64         `yaml:"max_body_bytes" help:"largest accepted request body, in bytes (Meta sends up to about 3 MB)"`
+}
+
+// Kafka configures the broker connection, the topics and the producer.
+type Kafka struct {
+	Brokers           []string      `yaml:"brokers" help:"bootstrap brokers host:port, comma-separated; empty runs the embedded broker"`
+	Embedded          Embedded      `yaml:"embedded"`
+	EventsTopic       string        `yaml:"events_topic" help:"topic of normalized events (key: WABA id)"`
+	RawTopic          string        `yaml:"raw_topic" help:"topic of exact signed payloads, for replay (holds personal data)"`
+	RawEnabled        bool          `yaml:"raw_enabled" help:"publish every signed payload to the raw topic"`
+	DLQTopic          string        `yaml:"dlq_topic" help:"dead-letter topic for payloads that could not be parsed (holds personal data)"`
+	CreateTopics      bool          `yaml:"create_topics" help:"create missing topics at start"`
+	Partitions        int           `yaml:"partitions" help:"partitions of topics created at start"`
+	ReplicationFactor int           `yaml:"replication_factor" help:"replication factor of topics created at start"`
+	EventsRetention   time.Duration `yaml:"events_retention" help:"retention of the events topic"`
+	RawRetention      time.Duration `yaml:"raw_retention" help:"retention of the raw topic (short: it holds personal data)"`
+	DLQRetention      time.Duration `yaml:"dlq_retention" help:"retention of the dead-letter topic (short: it holds personal data)"`
+	PublishTimeout    time.Duration `yaml:"publish_timeout" help:"longest wait for Kafka to acknowledge one request's records before answering 503"`
+	BatchTimeout      time.Duration `yaml:"batch_timeout" help:"producer linger: how long records wait for more to share a batch"`
+	Compression       string        `yaml:"compression" help:"producer compression: none, gzip, snappy, lz4 or zstd"`
+}
+
+// Embedded configures the in-process Kafka-protocol broker used when no
+// brokers are configured.
+type Embedded struct {
+	DataDir    string `yaml:"data_dir" help:"data directory of the embedded broker"`
+	Port       int    `yaml:"port" help:"port of the embedded broker on 127.0.0.1"`
+	SyncWrites bool   `yaml:"sync_writes" help:"fsync every produced batch before acknowledging it"`
+}
+
+// Meta configures the WhatsApp Cloud API webhook.
+type Meta struct {
+	VerifyToken       string        `yaml:"verify_token" secret:"true" help:"token Meta echoes in the GET verification handshake"`
+	AppSecrets        []string      `yaml:"app_secrets" secret:"true" help:"app secrets that may sign webhooks (several during a rotation), comma-separated"`
+	PhoneNumbers      []PhoneNumber `yaml:"phone_numbers"`
+	MaxLearnedNumbers int           `yaml:"max_learned_numbers" help:"bound on display-number to id mappings learned from webhooks"`
+}
+
+// PhoneNumber maps a display number to its phone number id (for
+// phone_number_quality_update, which names only the display number).
+type PhoneNumber struct {
+	ID      string `yaml:"id"`
+	Display string `yaml:"display"`
+	WABAID  string `yaml:"waba_id"`
+}
+
+// Privacy configures pseudonymization.
+type Privacy struct {
+	PseudonymKey string `yaml:"pseudonym_key" secret:"true" help:"secret key (at least 32 bytes) of the HMAC that pseudonymizes recipients"`
+}
+
+// OptOut configures opt-out detection in inbound messages.
+type OptOut struct {
+	Keywords       []string `yaml:"keywords" help:"words that make a short inbound text an opt-out, comma-separated (empty: built-in list)"`
+	ButtonPayloads []string `yaml:"button_payloads" help:"quick-reply payloads or titles that mean opt-out, comma-separated (empty: built-in list)"`
+}
+
+// Twilio configures the SMS status callback endpoint.
+type Twilio struct {
+	AuthTokens    []string `yaml:"auth_tokens" secret:"true" help:"Twilio auth tokens that may sign callbacks, comma-separated; empty disables the endpoint"`
+	PublicBaseURL string   `yaml:"public_base_url" help:"scheme://host Twilio calls (the signature covers the full URL); empty: taken from the request"`
+	WABAID        string   `yaml:"waba_id" help:"WABA id SMS events are keyed by when the callback URL names none"`
+}
+
+// SendGrid configures the e-mail event webhook endpoint.
+type SendGrid struct {
+	PublicKeys []string      `yaml:"public_keys" secret:"true" help:"SendGrid verification keys (base64 DER), comma-separated; empty disables the endpoint"`
+	MaxSkew    time.Duration `yaml:"max_skew" help:"oldest accepted signature timestamp, against replays"`
+	WABAID     string        `yaml:"waba_id" help:"WABA id e-mail events are keyed by when the event names none"`
+}
+
+// Default returns the configuration used when nothing is set: everything on
+// one machine, embedded broker, loopback only.
+func Default() Config {
+	return Config{
+		Log: Log{Level: "info"},
+		HTTP: HTTP{
+			Listen:       "127.0.0.1:8080",
+			ReadTimeout:  30 * time.Second,
+			WriteTimeout: 30 * time.Second,
+			IdleTimeout:  120 * time.Second,
+			MaxBodyBytes: 8 << 20,
+		},
+		Kafka: Kafka{
+			Embedded:          Embedded{DataDir: "data/kafka", Port: 19192, SyncWrites: true},
+			EventsTopic:       "vigia.events",
+			RawTopic:          "vigia.raw",
+			DLQTopic:          "vigia.dlq",
+			CreateTopics:      true,
+			Partitions:        6,
+			ReplicationFactor: 1,
+			EventsRetention:   7 * 24 * time.Hour,
+			RawRetention:      72 * time.Hour,
+			DLQRetention:      7 * 24 * time.Hour,
+			PublishTimeout:    10 * time.Second,
+			BatchTimeout:      2 * time.Millisecond,
+			Compression:       "lz4",
+		},
+		Meta:     Meta{MaxLearnedNumbers: 100000},
+		SendGrid: SendGrid{MaxSkew: 10 * time.Minute},
+	}
+}

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"vigia/internal/pseudo"
+)
+
+// Validate checks the whole configuration and returns every problem found,
+// each naming its setting.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "not host:port: %q", c.HTTP.Listen)
+	}
+	for key, d := range map[string]int64{"http.read_timeout": int64(c.HTTP.ReadTimeout), "http.write_timeout": int64(c.HTTP.WriteTimeout)} {
+		if d <= 0 {
+			bad(key, "must be positive")
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 4<<20 {
+		bad("http.max_body_bytes", "must be at least 4194304 (Meta sends payloads up to about 3 MB), got %d", c.HTTP.MaxBodyBytes)
+	}
+
+	k := c.Kafka
+	for _, b := range k.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("kafka.brokers", "not host:port: %q", b)
+		}
+	}
+	if len(k.Brokers) == 0 {
+		if k.Embedded.DataDir == "" {
+			bad("kafka.embedded.data_dir", "required when kafka.brokers is empty (embedded broker)")
+		}
+		if k.Embedded.Port < 0 || k.Embedded.Port > 65535 {
+			bad("kafka.embedded.port", "must be a port number (0: any free port), got %d", k.Embedded.Port)
+		}
+	}
+	topics := map[string]string{"kafka.events_topic": k.EventsTopic, "kafka.dlq_topic": k.DLQTopic, "kafka.raw_topic": k.RawTopic}
+	seen := map[string]string{}
+	for key, t := range topics {
+		if t == "" {
+			bad(key, "required")
+			continue
+		}
+		if other, dup := seen[t]; dup {
+			bad(key, "same topic %q as %s", t, other)
+		}
+		seen[t] = key
+	}
+	if k.Partitions < 1 {
+		bad("kafka.partitions", "must be at least 1, got %d", k.Partitions)
+	}
+	if k.ReplicationFactor < 1 {
+		bad("kafka.replication_factor", "must be at least 1, got %d", k.ReplicationFactor)
+	}
+	if k.PublishTimeout <= 0 {
+		bad("kafka.publish_timeout", "must be positive")
+	}
+	if k.PublishTimeout >= c.HTTP.WriteTimeout {
+		bad("kafka.publish_timeout", "must be shorter than http.write_timeout (%s), or the 503 never reaches Meta", c.HTTP.WriteTimeout)
+	}
+	if k.BatchTimeout <= 0 || k.BatchTimeout > 1e9 {
+		bad("kafka.batch_timeout", "must be between 1ns and 1s (a few ms is right), got %s", k.BatchTimeout)
+	}
+	switch k.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		bad("kafka.compression", "must be none, gzip, snappy, lz4 or zstd, not %q", k.Compression)
+	}
+	for key, d := range map[string]int64{"kafka.events_retention": int64(k.EventsRetention), "kafka.raw_retention": int64(k.RawRetention), "kafka.dlq_retention": int64(k.DLQRetention)} {
+		if d <= 0 {
+			bad(key, "must be positive")
+		}
+	}
+
+	if len(c.Meta.AppSecrets) == 0 {
+		bad("meta.app_secrets", "at least one app secret is required to verify webhook signatures")
+	}
+	for i, s := range c.Meta.AppSecrets {
+		if strings.TrimSpace(s) == "" {
+			bad("meta.app_secrets", "entry %d is empty", i)
+		}
+	}
+	if c.Meta.VerifyToken == "" {
+		bad("meta.verify_token", "required for Meta's GET verification handshake")
+	}
+	for i, p := range c.Meta.PhoneNumbers {
+		if p.ID == "" || pseudo.Digits(p.Display) == "" {
+			bad(fmt.Sprintf("meta.phone_numbers[%d]", i), "needs id and display")
+		}
+	}
+	if c.Meta.MaxLearnedNumbers < 0 {
+		bad("meta.max_learned_numbers", "must not be negative")
+	}
+	if len(c.Privacy.PseudonymKey) < pseudo.MinKeyBytes {
+		bad("privacy.pseudonym_key", "must be at least %d bytes (a random secret kept outside the data), got %d", pseudo.MinKeyBytes, len(c.Privacy.PseudonymKey))
+	}
+	if u := c.Twilio.PublicBaseURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || pu.Scheme == "" || pu.Host == "" {
+			bad("twilio.public_base_url", "not an absolute URL: %q", u)
+		}
+	}
+	if len(c.SendGrid.PublicKeys) > 0 && c.SendGrid.MaxSkew <= 0 {
+		bad("sendgrid.max_skew", "must be positive")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,136 @@
+// Package kafkaio holds Vigia's Kafka plumbing on top of segmentio/kafka-go:
+// a producer with safe settings (kafka-go's defaults are not safe for us:
+// acks from the leader only, a 1 s linger, 10 retries hidden inside one call),
+// topic creation with partition counts and configs, and a reachability check
+// for readiness.
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// WriterOptions configures NewWriter.
+type WriterOptions struct {
+	Brokers      []string
+	BatchTimeout time.Duration // linger; a few ms
+	Compression  string        // none, gzip, snappy, lz4, zstd
+	// MaxRecordBytes bounds one batch; it must exceed the largest record
+	// (a raw webhook payload of several MB).
+	MaxRecordBytes int64
+}
+
+// NewWriter returns a producer that is only done when every in-sync replica
+// has the records (acks=all), lingers BatchTimeout at most, retries a few
+// times quickly and leaves longer waits to the caller's context. Records
+// carry their topic; keys are hashed with murmur2 like the Java client, so
+// other clients agree on which partition a WABA lives in.
+func NewWriter(o WriterOptions) (*kafka.Writer, error) {
+	comp, err := compression(o.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if o.MaxRecordBytes <= 0 {
+		o.MaxRecordBytes = 16 << 20
+	}
+	return &kafka.Writer{
+		Addr:                   kafka.TCP(o.Brokers...),
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           o.BatchTimeout,
+		BatchSize:              5000,
+		BatchBytes:             o.MaxRecordBytes,
+		MaxAttempts:            3,
+		WriteBackoffMin:        50 * time.Millisecond,
+		WriteBackoffMax:        500 * time.Millisecond,
+		ReadTimeout:            10 * time.Second,
+		WriteTimeout:           10 * time.Second,
+		Compression:            comp,
+		AllowAutoTopicCreation: false,
+	}, nil
+}
+
+func compression(name string) (kafka.Compression, error) {
+	switch name {
+	case "", "none":
+		return 0, nil
+	case "gzip":
+		return kafka.Gzip, nil
+	case "snappy":
+		return kafka.Snappy, nil
+	case "lz4":
+		return kafka.Lz4, nil
+	case "zstd":
+		return kafka.Zstd, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q", name)
+}
+
+// TopicSpec describes a topic Vigia needs.
+type TopicSpec struct {
+	Name              string
+	Partitions        int
+	ReplicationFactor int
+	Retention         time.Duration
+	MaxMessageBytes   int64 // 0: broker default
+	Compacted         bool
+}
+
+// EnsureTopics creates the topics that do not exist yet. Existing topics are
+// left as they are (their partition count is an operator's decision).
+// Creating them up front matters: a kafka-go group reader started before its
+// topic exists never gets partitions.
+func EnsureTopics(ctx context.Context, brokers []string, specs []TopicSpec) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	req := &kafka.CreateTopicsRequest{}
+	for _, s := range specs {
+		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
+		if s.Retention > 0 {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(s.Retention.Milliseconds(), 10)})
+		}
+		if s.MaxMessageBytes > 0 {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "max.message.bytes", ConfigValue: strconv.FormatInt(s.MaxMessageBytes, 10)})
+		}
+		if s.Compacted {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
+		}
+		req.Topics = append(req.Topics, tc)
+	}
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	var errs []error
+	for name, terr := range resp.Errors {
+		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", name, terr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ping asks the cluster for the metadata of topics and fails unless every one
+// exists with a leader for each partition: what a producer needs to succeed.
+func Ping(ctx context.Context, brokers []string, topics ...string) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafka metadata: %w", err)
+	}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			if p.Error != nil {
+				return fmt.Errorf("topic %s partition %d: %w", t.Name, p.ID, p.Error)
+			}
+		}
+	}
+	return nil
+}
