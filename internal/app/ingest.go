@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/segmentio/kafka-go"
 
 	"vigia/internal/config"
 	"vigia/internal/embedded"
@@ -42,13 +41,14 @@ type Ingest struct {
 	reg      *prometheus.Registry
 	broker   *embedded.Broker
 	brokers  []string
-	writer   *kafka.Writer
+	writer   *kafkaio.Producer
 	handler  *ingest.Server
 	server   *http.Server
 	listener net.Listener
 	ready    atomic.Bool
 	kafkaUp  prometheus.Gauge
 	topicsOK atomic.Bool
+	admin    *kafkaio.Admin
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -155,6 +155,7 @@ func (a *Ingest) Start(ctx context.Context) error {
 	}
 	a.writer = w
 	a.handler.SetPublisher(w)
+	a.admin = kafkaio.NewAdmin(a.brokers)
 
 	ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
 	if err != nil {
@@ -242,7 +243,7 @@ func (a *Ingest) checkKafka(ctx context.Context, topics []string) error {
 	k := a.cfg.Kafka
 	if k.CreateTopics && !a.topicsOK.Load() {
 		maxBytes := a.cfg.HTTP.MaxBodyBytes + 1<<20
-		err := kafkaio.EnsureTopics(ctx, a.brokers, []kafkaio.TopicSpec{
+		err := a.admin.EnsureTopics(ctx, []kafkaio.TopicSpec{
 			{Name: k.EventsTopic, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, Retention: k.EventsRetention},
 			{Name: k.DLQTopic, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, Retention: k.DLQRetention, MaxMessageBytes: maxBytes},
 			{Name: k.RawTopic, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, Retention: k.RawRetention, MaxMessageBytes: maxBytes},
@@ -252,7 +253,7 @@ func (a *Ingest) checkKafka(ctx context.Context, topics []string) error {
 		}
 		a.topicsOK.Store(true)
 	}
-	return kafkaio.Ping(ctx, a.brokers, topics...)
+	return a.admin.Ping(ctx, topics...)
 }
 
 // Stop shuts the HTTP server down gracefully (in-flight requests finish and
@@ -264,6 +265,7 @@ func (a *Ingest) Stop(ctx context.Context) error {
 	if werr := a.writer.Close(); werr != nil && err == nil {
 		err = werr
 	}
+	a.admin.Close()
 	a.closeBroker()
 	return err
 }

@@ -30,7 +30,7 @@ type WriterOptions struct {
 // times quickly and leaves longer waits to the caller's context. Records
 // carry their topic; keys are hashed with murmur2 like the Java client, so
 // other clients agree on which partition a WABA lives in.
-func NewWriter(o WriterOptions) (*kafka.Writer, error) {
+func NewWriter(o WriterOptions) (*Producer, error) {
 	comp, err := compression(o.Compression)
 	if err != nil {
 		return nil, err
@@ -38,7 +38,9 @@ func NewWriter(o WriterOptions) (*kafka.Writer, error) {
 	if o.MaxRecordBytes <= 0 {
 		o.MaxRecordBytes = 16 << 20
 	}
-	return &kafka.Writer{
+	t := &kafka.Transport{DialTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
+	w := &kafka.Writer{
+		Transport:              t,
 		Addr:                   kafka.TCP(o.Brokers...),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
@@ -52,7 +54,21 @@ func NewWriter(o WriterOptions) (*kafka.Writer, error) {
 		WriteTimeout:           10 * time.Second,
 		Compression:            comp,
 		AllowAutoTopicCreation: false,
-	}, nil
+	}
+	return &Producer{Writer: w, transport: t}, nil
+}
+
+// Producer is a kafka.Writer that owns its connection pool.
+type Producer struct {
+	*kafka.Writer
+	transport *kafka.Transport
+}
+
+// Close flushes pending records and closes the connections.
+func (p *Producer) Close() error {
+	err := p.Writer.Close()
+	p.transport.CloseIdleConnections()
+	return err
 }
 
 func compression(name string) (kafka.Compression, error) {
@@ -86,7 +102,30 @@ type TopicSpec struct {
 // Creating them up front matters: a kafka-go group reader started before its
 // topic exists never gets partitions.
 func EnsureTopics(ctx context.Context, brokers []string, specs []TopicSpec) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	a := NewAdmin(brokers)
+	defer a.Close()
+	return a.EnsureTopics(ctx, specs)
+}
+
+// Admin is a metadata and topic client with its own connection pool, closed
+// by Close (kafka-go's default transport would keep connections forever).
+type Admin struct {
+	client    *kafka.Client
+	transport *kafka.Transport
+}
+
+// NewAdmin returns an Admin for brokers.
+func NewAdmin(brokers []string) *Admin {
+	t := &kafka.Transport{DialTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
+	return &Admin{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, transport: t}
+}
+
+// Close releases the Admin's connections.
+func (a *Admin) Close() { a.transport.CloseIdleConnections() }
+
+// EnsureTopics is the package-level EnsureTopics on a's connections.
+func (a *Admin) EnsureTopics(ctx context.Context, specs []TopicSpec) error {
+	client := a.client
 	req := &kafka.CreateTopicsRequest{}
 	for _, s := range specs {
 		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
@@ -117,8 +156,14 @@ func EnsureTopics(ctx context.Context, brokers []string, specs []TopicSpec) erro
 // Ping asks the cluster for the metadata of topics and fails unless every one
 // exists with a leader for each partition: what a producer needs to succeed.
 func Ping(ctx context.Context, brokers []string, topics ...string) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	a := NewAdmin(brokers)
+	defer a.Close()
+	return a.Ping(ctx, topics...)
+}
+
+// Ping is the package-level Ping on a's connections.
+func (a *Admin) Ping(ctx context.Context, topics ...string) error {
+	md, err := a.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)
 	}

@@ -12,7 +12,9 @@ import (
 // had when it was called, partition by partition. It is meant for tools and
 // tests (vigia-tail, assertions), not for consuming a stream.
 func ReadAll(ctx context.Context, brokers []string, topic string) ([]kafka.Message, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	a := NewAdmin(brokers)
+	defer a.Close()
+	client := a.client
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
