@@ -16,7 +16,7 @@ set -euo pipefail
 KAFKA_VERSION=4.4.0
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 POM="$SCRIPT_DIR/kafka/pom.xml"
-CACHE_DIR="${VIGIA_CACHE:-$HOME/.cache/vigia}/kafka-$KAFKA_VERSION"
+CACHE_DIR="${VIGIA_CACHE:-${HOME:-/tmp}/.cache/vigia}/kafka-$KAFKA_VERSION"
 LIBS="$CACHE_DIR/libs"
 HEAP_OPTS="${VIGIA_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 START_TIMEOUT="${VIGIA_KAFKA_START_TIMEOUT:-60}"
@@ -93,8 +93,9 @@ node_pid() {
 node_dirs() {
   local d=$1
   if [[ -f "$d/cluster.nodes" ]]; then
-    local n
-    for n in $(cat "$d/cluster.nodes"); do echo "$d/node-$n"; done
+    local n nodes
+    read -r -a nodes <"$d/cluster.nodes"
+    for n in "${nodes[@]}"; do echo "$d/node-$n"; done
   else
     echo "$d"
   fi
@@ -127,7 +128,7 @@ logger.authorizer.level = WARN
 EOF
 }
 
-# write_props NODE_DIR NODE_ID PORT CPORT QUORUM_BOOTSTRAP
+# write_props NODE_DIR NODE_ID PORT CPORT QUORUM_BOOTSTRAP REPLICATION_FACTOR
 write_props() {
   local nd=$1 id=$2 port=$3 cport=$4 qbs=$5 rf=$6
   cat >"$nd/server.properties" <<EOF
@@ -153,6 +154,7 @@ transaction.state.log.replication.factor=$rf
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=10
 share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.num.partitions=10
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 num.network.threads=2
@@ -194,7 +196,7 @@ bootstrap_of() { # bootstrap address recorded in the state dir
 
 # ---------------------------------------------------------------- start
 
-# start_node NODE_DIR: launch the JVM in the background, record its pid
+# launch_node NODE_DIR: launch the JVM in the background, record its pid
 launch_node() {
   local nd=$1 pid
   [[ -f "$nd/kafka.log" ]] && mv -f "$nd/kafka.log" "$nd/kafka.log.prev"
@@ -205,7 +207,7 @@ launch_node() {
     -Dlog4j2.configurationFile="$nd/log4j2.properties" \
     -Dkafka.logs.dir="$nd" \
     -cp "$LIBS/*" kafka.Kafka "$nd/server.properties" \
-    >"$nd/kafka.log" 2>&1 </dev/null &
+    >"$nd/kafka.log" 2>&1 </dev/null 8>&- 9>&- &
   pid=$!
   echo "$pid" >"$nd/kafka.pid"
 }
@@ -219,7 +221,7 @@ format_node() { # format_node NODE_DIR CLUSTER_ID [storage tool flags...]
   log "formatting $nd/data (cluster id $cid)"
   if ! java -Xmx256m -Dlog4j2.configurationFile="$nd/log4j2.properties" -cp "$LIBS/*" \
       kafka.tools.StorageTool format -t "$cid" -c "$nd/server.properties" "$@" \
-      >"$nd/format.log" 2>&1; then
+      >"$nd/format.log" 2>&1 </dev/null 8>&- 9>&-; then
     cat "$nd/format.log" >&2
     die "formatting $nd/data failed"
   fi
@@ -254,8 +256,9 @@ cmd_start() {
   flock 9
 
   # already running?
-  local nd running=0 total=0
-  for nd in $(node_dirs "$DIR"); do
+  local nd nds running=0 total=0
+  mapfile -t nds < <(node_dirs "$DIR")
+  for nd in "${nds[@]}"; do
     total=$((total + 1))
     [[ -n "$(node_pid "$nd")" ]] && running=$((running + 1))
   done
@@ -373,9 +376,10 @@ stop_node() {
 }
 
 stop_dir() {
-  local d=$1 nd pids=()
+  local d=$1 nd nds pids=()
+  mapfile -t nds < <(node_dirs "$d")
   # stop all nodes at once: a cluster that loses its quorum one by one shuts down slowly
-  for nd in $(node_dirs "$d"); do
+  for nd in "${nds[@]}"; do
     stop_node "$nd" &
     pids+=($!)
   done
@@ -387,14 +391,17 @@ cmd_stop() {
   parse_opts "$@"
   [[ -d "$DIR" ]] || return 0
   exec 9>"$DIR/.lock"
-  flock 9
+  # waits for a concurrent start/stop, but not forever: a broker started by an older version
+  # of this script could hold the lock fd itself
+  flock -w 10 9 || log "warning: $DIR/.lock is busy; stopping anyway"
   stop_dir "$DIR"
 }
 
 cmd_status() {
   parse_opts "$@"
-  local nd pid up=0 total=0
-  for nd in $(node_dirs "$DIR"); do
+  local nd nds pid up=0 total=0
+  mapfile -t nds < <(node_dirs "$DIR")
+  for nd in "${nds[@]}"; do
     total=$((total + 1))
     pid=$(node_pid "$nd")
     if [[ -n "$pid" ]]; then

@@ -67,9 +67,12 @@ func NewIngest(cfg config.Config, log *slog.Logger) (*Ingest, error) {
 	for _, n := range cfg.Meta.PhoneNumbers {
 		numbers = append(numbers, meta.PhoneNumber{ID: n.ID, Display: n.Display, WABAID: n.WABAID})
 	}
-	var kw, buttons []string
+	var kw, exact, buttons []string
 	if len(cfg.OptOut.Keywords) > 0 {
 		kw = cfg.OptOut.Keywords
+	}
+	if len(cfg.OptOut.ExactKeywords) > 0 {
+		exact = cfg.OptOut.ExactKeywords
 	}
 	if len(cfg.OptOut.ButtonPayloads) > 0 {
 		buttons = cfg.OptOut.ButtonPayloads
@@ -87,7 +90,7 @@ func NewIngest(cfg config.Config, log *slog.Logger) (*Ingest, error) {
 		Meta: ingest.MetaOptions{
 			VerifyToken: cfg.Meta.VerifyToken,
 			AppSecrets:  bytesList(cfg.Meta.AppSecrets),
-			Normalizer:  meta.NewNormalizer(p, meta.NewDirectory(numbers, cfg.Meta.MaxLearnedNumbers), optout.New(kw, buttons)),
+			Normalizer:  meta.NewNormalizer(p, meta.NewDirectory(numbers, cfg.Meta.MaxLearnedNumbers), optout.NewWithExact(kw, exact, buttons)),
 		},
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		PublishTimeout: cfg.Kafka.PublishTimeout,

@@ -35,16 +35,24 @@ func Parse(s string) *event.Attribution {
 		if json.Unmarshal([]byte(s), &m) != nil {
 			return nil
 		}
-		for k, v := range m {
-			if str, ok := v.(string); ok {
-				set(&a, k, str)
+		// Short keys first, so that the long spelling wins when a sender
+		// set both; map order must not decide.
+		for _, pass := range []bool{true, false} {
+			for k, v := range m {
+				if str, ok := v.(string); ok && (len(k) == 1) == pass {
+					set(&a, k, str)
+				}
 			}
 		}
 	} else {
-		for _, pair := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == '&' }) {
-			k, v, ok := strings.Cut(pair, "=")
-			if ok {
-				set(&a, strings.TrimSpace(k), strings.TrimSpace(v))
+		pairs := strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == '&' })
+		for _, pass := range []bool{true, false} {
+			for _, pair := range pairs {
+				k, v, ok := strings.Cut(pair, "=")
+				k = strings.TrimSpace(k)
+				if ok && (len(k) == 1) == pass {
+					set(&a, k, strings.TrimSpace(v))
+				}
 			}
 		}
 	}

@@ -86,7 +86,8 @@ type Privacy struct {
 
 // OptOut configures opt-out detection in inbound messages.
 type OptOut struct {
-	Keywords       []string `yaml:"keywords" help:"words that make a short inbound text an opt-out, comma-separated (empty: built-in list)"`
+	Keywords       []string `yaml:"keywords" help:"words that make an inbound text an opt-out, alone or starting a message of up to 4 words, comma-separated (empty: built-in list)"`
+	ExactKeywords  []string `yaml:"exact_keywords" help:"words that make an inbound text an opt-out only as the whole message, comma-separated (empty: built-in list)"`
 	ButtonPayloads []string `yaml:"button_payloads" help:"quick-reply payloads or titles that mean opt-out, comma-separated (empty: built-in list)"`
 }
 

@@ -113,6 +113,11 @@ func (v flagValue) String() string {
 }
 func (v flagValue) Set(s string) error { *v.text, *v.set = s, true; return nil }
 
+// boolFlagValue lets a boolean setting be given bare: --kafka.raw_enabled.
+type boolFlagValue struct{ flagValue }
+
+func (boolFlagValue) IsBoolFlag() bool { return true }
+
 // Load builds the configuration for a program named name from defaults, the
 // YAML file named by --config.file (or VIGIA_CONFIG_FILE), VIGIA_*
 // environment variables and flags, then validates it. getenv is os.Getenv in
@@ -127,7 +132,11 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	texts := make([]string, len(list))
 	isSet := make([]bool, len(list))
 	for i, s := range list {
-		fs.Var(flagValue{&texts[i], &isSet[i]}, s.Key, fmt.Sprintf("%s (env %s)", s.Help, s.Env))
+		var v flag.Value = flagValue{&texts[i], &isSet[i]}
+		if s.field.Kind() == reflect.Bool {
+			v = boolFlagValue{flagValue{&texts[i], &isSet[i]}}
+		}
+		fs.Var(v, s.Key, fmt.Sprintf("%s (env %s)", s.Help, s.Env))
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"vigia/internal/pseudo"
 )
@@ -27,11 +28,13 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", "not host:port: %q", c.HTTP.Listen)
 	}
-	for key, d := range map[string]int64{"http.read_timeout": int64(c.HTTP.ReadTimeout), "http.write_timeout": int64(c.HTTP.WriteTimeout)} {
+	positive := func(key string, d time.Duration) {
 		if d <= 0 {
-			bad(key, "must be positive")
+			bad(key, "must be positive, got %s", d)
 		}
 	}
+	positive("http.read_timeout", c.HTTP.ReadTimeout)
+	positive("http.write_timeout", c.HTTP.WriteTimeout)
 	if c.HTTP.MaxBodyBytes < 4<<20 {
 		bad("http.max_body_bytes", "must be at least 4194304 (Meta sends payloads up to about 3 MB), got %d", c.HTTP.MaxBodyBytes)
 	}
@@ -50,9 +53,9 @@ func (c *Config) Validate() error {
 			bad("kafka.embedded.port", "must be a port number (0: any free port), got %d", k.Embedded.Port)
 		}
 	}
-	topics := map[string]string{"kafka.events_topic": k.EventsTopic, "kafka.dlq_topic": k.DLQTopic, "kafka.raw_topic": k.RawTopic}
 	seen := map[string]string{}
-	for key, t := range topics {
+	for _, kv := range [][2]string{{"kafka.events_topic", k.EventsTopic}, {"kafka.dlq_topic", k.DLQTopic}, {"kafka.raw_topic", k.RawTopic}} {
+		key, t := kv[0], kv[1]
 		if t == "" {
 			bad(key, "required")
 			continue
@@ -82,11 +85,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("kafka.compression", "must be none, gzip, snappy, lz4 or zstd, not %q", k.Compression)
 	}
-	for key, d := range map[string]int64{"kafka.events_retention": int64(k.EventsRetention), "kafka.raw_retention": int64(k.RawRetention), "kafka.dlq_retention": int64(k.DLQRetention)} {
-		if d <= 0 {
-			bad(key, "must be positive")
-		}
-	}
+	positive("kafka.events_retention", k.EventsRetention)
+	positive("kafka.raw_retention", k.RawRetention)
+	positive("kafka.dlq_retention", k.DLQRetention)
 
 	if len(c.Meta.AppSecrets) == 0 {
 		bad("meta.app_secrets", "at least one app secret is required to verify webhook signatures")

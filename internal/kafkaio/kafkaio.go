@@ -110,14 +110,21 @@ func EnsureTopics(ctx context.Context, brokers []string, specs []TopicSpec) erro
 // Admin is a metadata and topic client with its own connection pool, closed
 // by Close (kafka-go's default transport would keep connections forever).
 type Admin struct {
+	brokers   []string
 	client    *kafka.Client
 	transport *kafka.Transport
+	dialer    *kafka.Dialer
 }
 
 // NewAdmin returns an Admin for brokers.
 func NewAdmin(brokers []string) *Admin {
 	t := &kafka.Transport{DialTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
-	return &Admin{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, transport: t}
+	return &Admin{
+		brokers:   brokers,
+		client:    &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t},
+		transport: t,
+		dialer:    &kafka.Dialer{Timeout: 5 * time.Second},
+	}
 }
 
 // Close releases the Admin's connections.
@@ -161,21 +168,42 @@ func Ping(ctx context.Context, brokers []string, topics ...string) error {
 	return a.Ping(ctx, topics...)
 }
 
-// Ping is the package-level Ping on a's connections.
+// Ping is the package-level Ping. It dials a fresh connection each time:
+// kafka-go's transport answers metadata requests from a cache, which would
+// keep reporting a dead cluster as healthy.
 func (a *Admin) Ping(ctx context.Context, topics ...string) error {
-	md, err := a.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-	if err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
-	}
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			return fmt.Errorf("topic %s: %w", t.Name, t.Error)
+	var lastErr error
+	for _, b := range a.brokers {
+		conn, err := a.dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = fmt.Errorf("dial %s: %w", b, err)
+			continue
 		}
-		for _, p := range t.Partitions {
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		parts, err := conn.ReadPartitions(topics...)
+		conn.Close()
+		if err != nil {
+			lastErr = fmt.Errorf("metadata from %s: %w", b, err)
+			continue
+		}
+		found := map[string]bool{}
+		for _, p := range parts {
 			if p.Error != nil {
-				return fmt.Errorf("topic %s partition %d: %w", t.Name, p.ID, p.Error)
+				return fmt.Errorf("topic %s partition %d: %w", p.Topic, p.ID, p.Error)
+			}
+			if p.Leader.Host == "" {
+				return fmt.Errorf("topic %s partition %d has no leader", p.Topic, p.ID)
+			}
+			found[p.Topic] = true
+		}
+		for _, t := range topics {
+			if !found[t] {
+				return fmt.Errorf("topic %s does not exist", t)
 			}
 		}
+		return nil
 	}
-	return nil
+	return lastErr
 }

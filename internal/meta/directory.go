@@ -40,8 +40,12 @@ func NewDirectory(configured []PhoneNumber, maxLearned int) *Directory {
 
 // Lookup returns the phone number for a display number.
 func (d *Directory) Lookup(display string) (PhoneNumber, bool) {
+	k := pseudo.Digits(display)
+	if k == "" {
+		return PhoneNumber{}, false
+	}
 	d.mu.RLock()
-	p, ok := d.byDisplay[pseudo.Digits(display)]
+	p, ok := d.byDisplay[k]
 	d.mu.RUnlock()
 	return p, ok
 }
@@ -49,10 +53,10 @@ func (d *Directory) Lookup(display string) (PhoneNumber, bool) {
 // Learn records what a "messages" webhook's metadata says. Configured entries
 // win over learned ones; learning stops at the bound.
 func (d *Directory) Learn(display, id, wabaID string) {
-	if display == "" || id == "" {
+	k := pseudo.Digits(display)
+	if k == "" || id == "" {
 		return
 	}
-	k := pseudo.Digits(display)
 	d.mu.RLock()
 	cur, ok := d.byDisplay[k]
 	d.mu.RUnlock()

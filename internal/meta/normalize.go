@@ -420,10 +420,16 @@ func parseUnix(f flexString) (time.Time, bool) {
 	if err != nil || n < 0 {
 		return time.Time{}, false
 	}
+	t := time.Unix(n, 0).UTC()
 	if n > 1e12 {
-		return time.UnixMilli(n).UTC(), true
+		t = time.UnixMilli(n).UTC()
 	}
-	return time.Unix(n, 0).UTC(), true
+	// Beyond year 9999 an RFC 3339 time cannot be encoded; such a value is
+	// garbage, not a time, and must not poison the rest of the payload.
+	if t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func unixTime(f flexString) time.Time {

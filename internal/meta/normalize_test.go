@@ -296,3 +296,21 @@ func TestNoPersonalDataInEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsurdTimestampRejectsOnlyItsUpdate: a timestamp beyond year 9999
+// cannot be encoded in an event; it must cost its own status, not the
+// payload's good ones.
+func TestAbsurdTimestampRejectsOnlyItsUpdate(t *testing.T) {
+	body := `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"statuses":[` +
+		`{"id":"w1","status":"sent","timestamp":"999999999999"},{"id":"w2","status":"sent","timestamp":"1750263773"}]}}]}]}`
+	res, err := newTestNormalizer(t).Normalize([]byte(body), received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Events) != 1 || res.Events[0].MessageID != "w2" || len(res.Rejects) != 1 {
+		t.Fatalf("events %d rejects %d", len(res.Events), len(res.Rejects))
+	}
+	if _, err := json.Marshal(res.Events); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -34,6 +34,9 @@ func VerifySignature(body []byte, header string, secrets [][]byte) error {
 	}
 	var want [sha256.Size]byte
 	for _, secret := range secrets {
+		if len(secret) == 0 {
+			continue // an empty key would make signatures forgeable
+		}
 		mac := hmac.New(sha256.New, secret)
 		mac.Write(body)
 		if hmac.Equal(got, mac.Sum(want[:0])) {

@@ -237,3 +237,28 @@ func TestDefaultsAreNormalized(t *testing.T) {
 		}
 	}
 }
+
+func TestExactOnlyKeywordsAndDecomposedAccents(t *testing.T) {
+	d := New(nil, nil)
+	for text, want := range map[string]bool{
+		"cancelar":                   true,
+		"Cancelar!":                  true,
+		"cancelar meu pedido":        false, // exact-only: a request about an order
+		"não quero cancelar":         false,
+		"nao quero":                  true,
+		"na\u0303o quero mais":       true, // "não" typed as n, a, combining tilde
+		"pare de enviar isso":        true,
+		"remover o item do carrinho": false,
+	} {
+		if got := d.Text(text); got != want {
+			t.Errorf("Text(%q) = %v, want %v", text, got, want)
+		}
+	}
+	if !d.Button("opt-out") {
+		t.Error(`Button("opt-out") not detected`)
+	}
+	custom := NewWithExact([]string{"chega"}, []string{"fim"}, nil)
+	if !custom.Text("fim") || custom.Text("fim do mes") || !custom.Text("chega disso") {
+		t.Error("custom exact-only list not honoured")
+	}
+}
