@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +99,7 @@ func NewIngest(cfg config.Config, log *slog.Logger) (*Ingest, error) {
 	if len(cfg.Twilio.AuthTokens) > 0 {
 		opts.Twilio = &ingest.TwilioOptions{
 			AuthTokens:    bytesList(cfg.Twilio.AuthTokens),
-			PublicBaseURL: cfg.Twilio.PublicBaseURL,
+			PublicBaseURL: strings.TrimRight(cfg.Twilio.PublicBaseURL, "/"),
 			Normalizer:    &twilio.Normalizer{Pseudo: p, WABAID: cfg.Twilio.WABAID},
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -533,5 +534,20 @@ func TestBareBooleanFlag(t *testing.T) {
 	}
 	if !cfg.Kafka.RawEnabled || cfg.Kafka.Partitions != 3 {
 		t.Errorf("raw_enabled %v partitions %d", cfg.Kafka.RawEnabled, cfg.Kafka.Partitions)
+	}
+}
+
+// TestEverySettingIsDocumented keeps docs/configuration.md in step with the
+// Config struct.
+func TestEverySettingIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	for _, s := range settings(&cfg) {
+		if !strings.Contains(string(doc), "| `"+s.Key+"` | `"+s.Env+"` |") {
+			t.Errorf("docs/configuration.md has no row for %s (%s)", s.Key, s.Env)
+		}
 	}
 }

@@ -112,8 +112,8 @@ func (c *Config) Validate() error {
 		bad("privacy.pseudonym_key", "must be at least %d bytes (a random secret kept outside the data), got %d", pseudo.MinKeyBytes, len(c.Privacy.PseudonymKey))
 	}
 	if u := c.Twilio.PublicBaseURL; u != "" {
-		if pu, err := url.Parse(u); err != nil || pu.Scheme == "" || pu.Host == "" {
-			bad("twilio.public_base_url", "not an absolute URL: %q", u)
+		if pu, err := url.Parse(u); err != nil || pu.Scheme == "" || pu.Host == "" || pu.RawQuery != "" || pu.Fragment != "" {
+			bad("twilio.public_base_url", "must be scheme://host[/path prefix] without query or fragment: %q", u)
 		}
 	}
 	if len(c.SendGrid.PublicKeys) > 0 && c.SendGrid.MaxSkew <= 0 {

@@ -214,30 +214,39 @@ func (s *Server) twilio(w http.ResponseWriter, r *http.Request, received time.Ti
 	if !ok {
 		return
 	}
-	form, err := parseForm(body)
-	if err != nil {
-		problem.Write(w, http.StatusBadRequest, "", "body is not form-encoded: "+err.Error())
-		return
-	}
 	base := o.PublicBaseURL
 	if base == "" {
 		base = requestBase(r)
 	}
 	fullURL := base + r.URL.RequestURI()
 	sig := r.Header.Get(twilio.SignatureHeader)
+	form, err := parseForm(body)
+	if err != nil && sig != "" {
+		// Twilio always sends a form: a body that is none cannot carry a
+		// valid signature, and is refused like one that does not match.
+		s.refuse(w, SourceTwilio, twilio.ErrBadSignature, false)
+		return
+	}
 	if err := twilio.VerifySignature(fullURL, form, sig, o.AuthTokens); err != nil {
 		s.refuse(w, SourceTwilio, err, errors.Is(err, twilio.ErrNoSignature))
 		return
 	}
 	b := s.newBatch(SourceTwilio, received)
 	ev, err := o.Normalizer.Normalize(form, r.URL.Query(), received)
+	key := ev.WABAID
 	if err != nil {
-		b.deadLetter("", "malformed", err.Error(), "", body, kafka.Header{Key: "vigia-url", Value: []byte(fullURL)})
+		key = o.Normalizer.WABAID
+		reason := "malformed"
+		if errors.Is(err, twilio.ErrUnknownStatus) {
+			reason = "unknown_status"
+		}
+		b.deadLetter(key, reason, err.Error(), "", body,
+			kafka.Header{Key: "vigia-url", Value: []byte(fullURL)}, kafka.Header{Key: twilio.SignatureHeader, Value: []byte(sig)})
 	} else {
 		b.add([]event.Event{ev}, nil)
 	}
 	if s.o.Topics.RawEnabled {
-		b.raw(ev.WABAID, body, kafka.Header{Key: twilio.SignatureHeader, Value: []byte(sig)}, kafka.Header{Key: "vigia-url", Value: []byte(fullURL)})
+		b.raw(key, body, kafka.Header{Key: twilio.SignatureHeader, Value: []byte(sig)}, kafka.Header{Key: "vigia-url", Value: []byte(fullURL)})
 	}
 	s.publish(w, r, b)
 }
@@ -256,7 +265,8 @@ func (s *Server) sendgrid(w http.ResponseWriter, r *http.Request, received time.
 	b := s.newBatch(SourceSendGrid, received)
 	res, err := o.Normalizer.Normalize(body, received)
 	if err != nil {
-		b.deadLetter("", "malformed", err.Error(), "", body)
+		b.deadLetter(o.Normalizer.WABAID, "malformed", err.Error(), "", body,
+			kafka.Header{Key: sendgrid.SignatureHeader, Value: []byte(sig)}, kafka.Header{Key: sendgrid.TimestampHeader, Value: []byte(ts)})
 	}
 	b.add(res.Events, res.Rejects)
 	if s.o.Topics.RawEnabled {

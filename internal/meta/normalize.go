@@ -162,6 +162,29 @@ func (c *changeCtx) decode(v any) bool {
 }
 
 func (c *changeCtx) messages() {
+	// Fast path: decode the whole value into typed slices in one pass. Only
+	// when that fails, or an update turns out invalid, decode update by
+	// update, so that exactly the bad ones are rejected with their bytes.
+	var typed messagesTyped
+	if err := json.Unmarshal(c.raw, &typed); err == nil {
+		c.phoneID, c.display = string(typed.Metadata.PhoneNumberID), string(typed.Metadata.DisplayPhoneNumber)
+		mark := len(c.res.Events)
+		ok := true
+		for i := 0; ok && i < len(typed.Statuses); i++ {
+			ok = c.status(&typed.Statuses[i], nil)
+		}
+		for i := 0; ok && i < len(typed.Messages); i++ {
+			ok = c.inbound(&typed.Messages[i], nil)
+		}
+		for i := 0; ok && i < len(typed.UserPreferences); i++ {
+			ok = c.userPreference(&typed.UserPreferences[i], nil)
+		}
+		if ok {
+			c.n.dir.Learn(c.display, c.phoneID, c.waba)
+			return
+		}
+		c.res.Events = c.res.Events[:mark]
+	}
 	var v messagesValue
 	if !c.decode(&v) {
 		return
@@ -169,31 +192,51 @@ func (c *changeCtx) messages() {
 	c.phoneID, c.display = string(v.Metadata.PhoneNumberID), string(v.Metadata.DisplayPhoneNumber)
 	c.n.dir.Learn(c.display, c.phoneID, c.waba)
 	for _, raw := range v.Statuses {
-		c.status(raw)
+		var st status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			c.reject("bad_status", err.Error(), raw)
+			continue
+		}
+		c.status(&st, raw)
 	}
 	for _, raw := range v.Messages {
-		c.inbound(raw)
+		var m inbound
+		if err := json.Unmarshal(raw, &m); err != nil {
+			c.reject("bad_message", err.Error(), raw)
+			continue
+		}
+		c.inbound(&m, raw)
 	}
 	for _, raw := range v.UserPreferences {
-		c.userPreference(raw)
+		var p userPreference
+		if err := json.Unmarshal(raw, &p); err != nil {
+			c.reject("bad_value", err.Error(), raw)
+			continue
+		}
+		c.userPreference(&p, raw)
 	}
 }
 
-func (c *changeCtx) status(raw json.RawMessage) {
-	var s status
-	if err := json.Unmarshal(raw, &s); err != nil {
-		c.reject("bad_status", err.Error(), raw)
-		return
+// invalid handles an update that decoded but cannot become an event: on the
+// slow path (raw set) it is rejected with its bytes; on the fast path (raw
+// nil) it returns false so that the change is redone update by update.
+func (c *changeCtx) invalid(reason, detail string, raw json.RawMessage) bool {
+	if raw != nil {
+		c.reject(reason, detail, raw)
 	}
+	return false
+}
+
+// status appends the event of one status; false means it was invalid (see
+// invalid).
+func (c *changeCtx) status(s *status, raw json.RawMessage) bool {
 	st := strings.ToLower(strings.TrimSpace(s.Status))
 	if s.ID == "" || st == "" {
-		c.reject("bad_status", "status without id or status", raw)
-		return
+		return c.invalid("bad_status", "status without id or status", raw)
 	}
 	at, ok := parseUnix(s.Timestamp)
 	if !ok {
-		c.reject("bad_status", fmt.Sprintf("timestamp %q is not a unix time", s.Timestamp), raw)
-		return
+		return c.invalid("bad_status", fmt.Sprintf("timestamp %q is not a unix time", s.Timestamp), raw)
 	}
 	ev := c.base(event.KindStatus, eventID("wa", "status", s.ID, st), at)
 	ev.MessageID = s.ID
@@ -217,6 +260,7 @@ func (c *changeCtx) status(raw json.RawMessage) {
 		}
 	}
 	c.res.Events = append(c.res.Events, ev)
+	return true
 }
 
 // recipient pseudonymizes whichever identity a status or message carries:
@@ -238,20 +282,13 @@ func (c *changeCtx) recipient(phone, bsuid, typ string) *event.Recipient {
 	return &r
 }
 
-func (c *changeCtx) inbound(raw json.RawMessage) {
-	var m inbound
-	if err := json.Unmarshal(raw, &m); err != nil {
-		c.reject("bad_message", err.Error(), raw)
-		return
-	}
+func (c *changeCtx) inbound(m *inbound, raw json.RawMessage) bool {
 	if m.ID == "" {
-		c.reject("bad_message", "message without id", raw)
-		return
+		return c.invalid("bad_message", "message without id", raw)
 	}
 	at, ok := parseUnix(m.Timestamp)
 	if !ok {
-		c.reject("bad_message", fmt.Sprintf("timestamp %q is not a unix time", m.Timestamp), raw)
-		return
+		return c.invalid("bad_message", fmt.Sprintf("timestamp %q is not a unix time", m.Timestamp), raw)
 	}
 	ev := c.base(event.KindInbound, eventID("wa", "inbound", m.ID), at)
 	ev.MessageID = m.ID
@@ -274,29 +311,24 @@ func (c *changeCtx) inbound(raw json.RawMessage) {
 		ev.OptOut = &event.OptOut{Source: "button"}
 	}
 	c.res.Events = append(c.res.Events, ev)
+	return true
 }
 
-func (c *changeCtx) userPreference(raw json.RawMessage) {
-	var p userPreference
-	if err := json.Unmarshal(raw, &p); err != nil {
-		c.reject("bad_value", err.Error(), raw)
-		return
-	}
+func (c *changeCtx) userPreference(p *userPreference, raw json.RawMessage) bool {
 	at, ok := parseUnix(p.Timestamp)
 	if !ok {
-		c.reject("bad_value", fmt.Sprintf("timestamp %q is not a unix time", p.Timestamp), raw)
-		return
+		return c.invalid("bad_value", fmt.Sprintf("timestamp %q is not a unix time", p.Timestamp), raw)
 	}
 	r := c.recipient(string(p.WaID), p.UserID, "individual")
 	if r == nil {
-		c.reject("bad_value", "user preference without wa_id or user_id", raw)
-		return
+		return c.invalid("bad_value", "user preference without wa_id or user_id", raw)
 	}
 	value := strings.ToLower(p.Value)
 	ev := c.base(event.KindUserPreference, eventID("wa", "pref", r.Pseudonym, p.Category, value, string(p.Timestamp)), at)
 	ev.Recipient = r
 	ev.OptOut = &event.OptOut{Source: "user_preferences", Category: p.Category, Resumed: value == "resume"}
 	c.res.Events = append(c.res.Events, ev)
+	return true
 }
 
 func (c *changeCtx) phoneQuality() {

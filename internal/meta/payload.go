@@ -16,6 +16,12 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		*f = ""
 		return nil
 	}
+	// encoding/json has validated b already; a string without escapes
+	// needs no second decoding pass (the common case: ids, timestamps).
+	if len(b) >= 2 && b[0] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		*f = flexString(b[1 : len(b)-1])
+		return nil
+	}
 	if b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -63,6 +69,14 @@ type change struct {
 type metadata struct {
 	DisplayPhoneNumber flexString `json:"display_phone_number"`
 	PhoneNumberID      flexString `json:"phone_number_id"`
+}
+
+// messagesTyped is messagesValue decoded in one pass (the fast path).
+type messagesTyped struct {
+	Metadata        metadata         `json:"metadata"`
+	Statuses        []status         `json:"statuses"`
+	Messages        []inbound        `json:"messages"`
+	UserPreferences []userPreference `json:"user_preferences"`
 }
 
 // messagesValue is the value of field "messages" (and "user_preferences",
