@@ -439,7 +439,7 @@ func TestValidateEachSetting(t *testing.T) {
 		{"max learned negative", func(c *Config) { c.Meta.MaxLearnedNumbers = -1 }, "meta.max_learned_numbers: must not be negative"},
 		{"max learned zero", func(c *Config) { c.Meta.MaxLearnedNumbers = 0 }, ""},
 		{"pseudonym key 31 bytes", func(c *Config) { c.Privacy.PseudonymKey = goodKey[:31] }, "privacy.pseudonym_key: must be at least 32 bytes"},
-		{"twilio url relative", func(c *Config) { c.Twilio.PublicBaseURL = "vigia.example.com" }, "twilio.public_base_url: not an absolute URL"},
+		{"twilio url relative", func(c *Config) { c.Twilio.PublicBaseURL = "vigia.example.com" }, "twilio.public_base_url: must be scheme://host"},
 		{"twilio url ok", func(c *Config) { c.Twilio.PublicBaseURL = "https://vigia.example.com" }, ""},
 		{"sendgrid skew with keys", func(c *Config) { c.SendGrid.PublicKeys = []string{"k"}; c.SendGrid.MaxSkew = 0 }, "sendgrid.max_skew: must be positive"},
 		{"sendgrid skew without keys", func(c *Config) { c.SendGrid.MaxSkew = 0 }, ""},

@@ -10,7 +10,6 @@ package meta
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,7 +149,7 @@ func (c *changeCtx) normalize() {
 // same bytes on a retry, so the retry gets the same id.
 func (c *changeCtx) valueID() string {
 	sum := sha256.Sum256(c.raw)
-	return eventID("wa", c.field, c.waba, strconv.FormatInt(c.entryTime.Unix(), 10), string(sum[:]))
+	return event.NewID("wa", c.field, c.waba, strconv.FormatInt(c.entryTime.Unix(), 10), string(sum[:]))
 }
 
 func (c *changeCtx) decode(v any) bool {
@@ -238,7 +237,7 @@ func (c *changeCtx) status(s *status, raw json.RawMessage) bool {
 	if !ok {
 		return c.invalid("bad_status", fmt.Sprintf("timestamp %q is not a unix time", s.Timestamp), raw)
 	}
-	ev := c.base(event.KindStatus, eventID("wa", "status", s.ID, st), at)
+	ev := c.base(event.KindStatus, event.NewID("wa", "status", s.ID, st), at)
 	ev.MessageID = s.ID
 	ev.Status = st
 	ev.Recipient = c.recipient(string(s.RecipientID), s.RecipientUserID, s.RecipientType)
@@ -290,7 +289,7 @@ func (c *changeCtx) inbound(m *inbound, raw json.RawMessage) bool {
 	if !ok {
 		return c.invalid("bad_message", fmt.Sprintf("timestamp %q is not a unix time", m.Timestamp), raw)
 	}
-	ev := c.base(event.KindInbound, eventID("wa", "inbound", m.ID), at)
+	ev := c.base(event.KindInbound, event.NewID("wa", "inbound", m.ID), at)
 	ev.MessageID = m.ID
 	ev.Recipient = c.recipient(string(m.From), m.FromUserID, "individual")
 	ev.Inbound = &event.Inbound{MessageType: m.Type}
@@ -324,7 +323,7 @@ func (c *changeCtx) userPreference(p *userPreference, raw json.RawMessage) bool 
 		return c.invalid("bad_value", "user preference without wa_id or user_id", raw)
 	}
 	value := strings.ToLower(p.Value)
-	ev := c.base(event.KindUserPreference, eventID("wa", "pref", r.Pseudonym, p.Category, value, string(p.Timestamp)), at)
+	ev := c.base(event.KindUserPreference, event.NewID("wa", "pref", r.Pseudonym, p.Category, value, string(p.Timestamp)), at)
 	ev.Recipient = r
 	ev.OptOut = &event.OptOut{Source: "user_preferences", Category: p.Category, Resumed: value == "resume"}
 	c.res.Events = append(c.res.Events, ev)
@@ -430,17 +429,6 @@ func (c *changeCtx) unknown() {
 	c.res.Events = append(c.res.Events, c.base(event.KindUnknown, c.valueID(), time.Time{}))
 }
 
-// eventID hashes the natural key of an event into a stable 128-bit hex id, so
-// that a duplicate from Meta or a replay gets the same id.
-func eventID(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	var buf [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(buf[:0])[:16])
-}
 
 // parseUnix reads a unix time in seconds (or milliseconds, when the value is
 // too large to be seconds). An empty value is a zero time and ok.
@@ -452,16 +440,7 @@ func parseUnix(f flexString) (time.Time, bool) {
 	if err != nil || n < 0 {
 		return time.Time{}, false
 	}
-	t := time.Unix(n, 0).UTC()
-	if n > 1e12 {
-		t = time.UnixMilli(n).UTC()
-	}
-	// Beyond year 9999 an RFC 3339 time cannot be encoded; such a value is
-	// garbage, not a time, and must not poison the rest of the payload.
-	if t.Year() > 9999 {
-		return time.Time{}, false
-	}
-	return t, true
+	return event.UnixTime(n)
 }
 
 func unixTime(f flexString) time.Time {

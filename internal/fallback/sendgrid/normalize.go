@@ -18,8 +18,6 @@ package sendgrid
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,19 +127,7 @@ func (f fields) unix(key string) (time.Time, bool) {
 		}
 		n = int64(x)
 	}
-	if n < 0 {
-		return time.Time{}, false
-	}
-	t := time.Unix(n, 0).UTC()
-	if n > 1e12 {
-		t = time.UnixMilli(n).UTC()
-	}
-	// Past year 9999 a time.Time no longer marshals to JSON, and the event
-	// could not be published; such a timestamp is wrong, not far away.
-	if t.Year() > 9999 {
-		return time.Time{}, false
-	}
-	return t, true
+	return event.UnixTime(n)
 }
 
 func (n *Normalizer) element(res *Result, raw json.RawMessage, received time.Time) {
@@ -178,7 +164,7 @@ func (n *Normalizer) element(res *Result, raw json.RawMessage, received time.Tim
 
 	ev := event.Event{
 		SchemaVersion: event.SchemaVersion,
-		ID:            hashID("email", eventID),
+		ID:            event.NewID("email", eventID),
 		Channel:       event.ChannelEmail,
 		Source:        Source,
 		Field:         cleanName(name),
@@ -372,15 +358,3 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// hashID hashes the natural key of an event into a stable 128-bit hex id
-// (same construction as internal/meta), so SendGrid's retries of a batch,
-// which repeat sg_event_id, keep their ids.
-func hashID(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	var buf [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(buf[:0])[:16])
-}

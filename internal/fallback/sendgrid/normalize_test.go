@@ -64,7 +64,7 @@ func TestNormalizeEvents(t *testing.T) {
 	}
 	base := func(kind event.Kind, sgID, field string, ts int64) event.Event {
 		return event.Event{
-			SchemaVersion: event.SchemaVersion, ID: hashID("email", sgID), Kind: kind,
+			SchemaVersion: event.SchemaVersion, ID: event.NewID("email", sgID), Kind: kind,
 			Channel: event.ChannelEmail, Source: Source, Field: field,
 			EventTime: time.Unix(ts, 0).UTC(), ReceiveTime: received.UTC(), WABAID: defaultWABA,
 		}
@@ -156,7 +156,7 @@ func TestBouncesAndDrops(t *testing.T) {
 	}
 	byID := map[string]string{}
 	for id := range want {
-		byID[hashID("email", id)] = id
+		byID[event.NewID("email", id)] = id
 	}
 	for _, ev := range res.Events {
 		id := byID[ev.ID]
@@ -176,7 +176,7 @@ func TestRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Events) != 1 || res.Events[0].ID != hashID("email", "r-ok") {
+	if len(res.Events) != 1 || res.Events[0].ID != event.NewID("email", "r-ok") {
 		t.Fatalf("events: %+v", res.Events)
 	}
 	want := []struct{ detail, field, waba string }{

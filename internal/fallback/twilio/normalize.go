@@ -16,8 +16,6 @@
 package twilio
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -137,7 +135,7 @@ func (n *Normalizer) Normalize(form url.Values, query url.Values, received time.
 		// The id uses the mapped status, so queued, sending and accepted
 		// callbacks of one message collapse into one accepted event when
 		// consumers deduplicate by id, and a retried callback keeps its id.
-		ID:                 eventID("sms", "status", sid, status),
+		ID:                 event.NewID("sms", "status", sid, status),
 		Kind:               event.KindStatus,
 		Channel:            event.ChannelSMS,
 		Source:             Source,
@@ -235,15 +233,3 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// eventID hashes the natural key of an event into a stable 128-bit hex id,
-// so that a retried callback gets the same id (same construction as the
-// WhatsApp events' ids in internal/meta).
-func eventID(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	var buf [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(buf[:0])[:16])
-}

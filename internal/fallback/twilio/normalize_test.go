@@ -99,7 +99,7 @@ func TestNormalizeFixtures(t *testing.T) {
 			}
 			want := event.Event{
 				SchemaVersion:      event.SchemaVersion,
-				ID:                 eventID("sms", "status", testSID, tc.status),
+				ID:                 event.NewID("sms", "status", testSID, tc.status),
 				Kind:               event.KindStatus,
 				Channel:            event.ChannelSMS,
 				Source:             Source,
