@@ -429,7 +429,6 @@ func (c *changeCtx) unknown() {
 	c.res.Events = append(c.res.Events, c.base(event.KindUnknown, c.valueID(), time.Time{}))
 }
 
-
 // parseUnix reads a unix time in seconds (or milliseconds, when the value is
 // too large to be seconds). An empty value is a zero time and ok.
 func parseUnix(f flexString) (time.Time, bool) {

@@ -357,4 +357,3 @@ func isDigits(s string) bool {
 	}
 	return s != ""
 }
-

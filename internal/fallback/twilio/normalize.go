@@ -232,4 +232,3 @@ func isDigits(s string) bool {
 	}
 	return s != ""
 }
-
