@@ -12,14 +12,32 @@ import (
 // variables are the YAML paths: kafka.brokers, flag --kafka.brokers,
 // variable VIGIA_KAFKA_BROKERS.
 type Config struct {
-	Log      Log      `yaml:"log"`
-	HTTP     HTTP     `yaml:"http"`
-	Kafka    Kafka    `yaml:"kafka"`
-	Meta     Meta     `yaml:"meta"`
-	Privacy  Privacy  `yaml:"privacy"`
-	OptOut   OptOut   `yaml:"optout"`
-	Twilio   Twilio   `yaml:"twilio"`
-	SendGrid SendGrid `yaml:"sendgrid"`
+	Log       Log       `yaml:"log"`
+	HTTP      HTTP      `yaml:"http"`
+	Kafka     Kafka     `yaml:"kafka"`
+	Meta      Meta      `yaml:"meta"`
+	Privacy   Privacy   `yaml:"privacy"`
+	OptOut    OptOut    `yaml:"optout"`
+	Twilio    Twilio    `yaml:"twilio"`
+	SendGrid  SendGrid  `yaml:"sendgrid"`
+	Evaluator Evaluator `yaml:"evaluator"`
+}
+
+// Evaluator configures the evaluator: its rules, its consumer group, its
+// windows and the alerts topic.
+type Evaluator struct {
+	Listen          string        `yaml:"listen" help:"address of the evaluator's HTTP server (metrics, health, reload, alerts API)"`
+	Rules           []string      `yaml:"rules" help:"rules files or directories, comma-separated"`
+	GroupID         string        `yaml:"group_id" help:"Kafka consumer group of the evaluators"`
+	AlertsTopic     string        `yaml:"alerts_topic" help:"topic the evaluator publishes alert state changes to (key: fingerprint)"`
+	AlertsRetention time.Duration `yaml:"alerts_retention" help:"retention of the alerts topic; alert states are restored from it at start"`
+	AllowedLateness time.Duration `yaml:"allowed_lateness" help:"events older than the partition watermark minus this are dropped and counted"`
+	DedupeHorizon   time.Duration `yaml:"dedupe_horizon" help:"how long (message id, status) pairs are remembered for deduplication and latency"`
+	IdleTTL         time.Duration `yaml:"idle_ttl" help:"a key with no event for this long is forgotten (its alerts resolve)"`
+	MaxKeys         int           `yaml:"max_keys" help:"bound on keys per keyspace; new keys beyond it are refused and counted"`
+	MaxDedupe       int           `yaml:"max_dedupe" help:"bound on remembered (message id, status) pairs"`
+	MaxAttribution  int           `yaml:"max_attribution" help:"bound on remembered (number, user) -> last template pairs, for opt-out attribution"`
+	CommitInterval  time.Duration `yaml:"commit_interval" help:"how often applied offsets are committed"`
 }
 
 // Log configures the JSON logger.
@@ -134,5 +152,19 @@ func Default() Config {
 		},
 		Meta:     Meta{MaxLearnedNumbers: 100000},
 		SendGrid: SendGrid{MaxSkew: 10 * time.Minute},
+		Evaluator: Evaluator{
+			Listen:          "127.0.0.1:8081",
+			Rules:           []string{"rules"},
+			GroupID:         "vigia-evaluator",
+			AlertsTopic:     "vigia.alerts",
+			AlertsRetention: 30 * 24 * time.Hour,
+			AllowedLateness: 2 * time.Minute,
+			DedupeHorizon:   2 * time.Hour,
+			IdleTTL:         3 * time.Hour,
+			MaxKeys:         200000,
+			MaxDedupe:       5000000,
+			MaxAttribution:  1000000,
+			CommitInterval:  time.Second,
+		},
 	}
 }

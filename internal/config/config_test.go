@@ -507,8 +507,8 @@ func TestDescribe(t *testing.T) {
 	if _, ok := byKey["meta.phone_numbers"]; ok {
 		t.Error("meta.phone_numbers (YAML-only) is described as a setting")
 	}
-	if len(rows) != 36 {
-		t.Errorf("described %d settings, want 36", len(rows))
+	if len(rows) != 48 {
+		t.Errorf("described %d settings, want 48", len(rows))
 	}
 	// No secret text leaks in any value.
 	for _, r := range rows {
@@ -550,4 +550,24 @@ func TestEverySettingIsDocumented(t *testing.T) {
 			t.Errorf("docs/configuration.md has no row for %s (%s)", s.Key, s.Env)
 		}
 	}
+}
+
+// TestValidateForService: each service checks only what it needs, so the
+// evaluator starts without the webhook secrets and ingest ignores the
+// evaluator section.
+func TestValidateForService(t *testing.T) {
+	c := Default() // no webhook secrets, no pseudonym key
+	if err := c.ValidateFor("evaluator"); err != nil {
+		t.Errorf("evaluator: %v", err)
+	}
+	if err := c.ValidateFor("ingest"); err == nil || !strings.Contains(err.Error(), "meta.app_secrets") {
+		t.Errorf("ingest: %v, want the missing app secrets", err)
+	}
+	c = validDefault()
+	c.Evaluator.GroupID = ""
+	c.Evaluator.AlertsTopic = c.Kafka.EventsTopic
+	if err := c.ValidateFor("ingest"); err != nil {
+		t.Errorf("ingest checked the evaluator section: %v", err)
+	}
+	wantAll(t, c.ValidateFor("evaluator"), "evaluator.group_id: required", "evaluator.alerts_topic: same topic")
 }

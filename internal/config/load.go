@@ -168,7 +168,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	if len(problems) > 0 {
 		return cfg, errors.Join(problems...)
 	}
-	return cfg, cfg.Validate()
+	return cfg, cfg.ValidateFor(name)
 }
 
 // decodeFile reads path strictly: unknown keys are errors, with their line.

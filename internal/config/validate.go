@@ -13,7 +13,12 @@ import (
 
 // Validate checks the whole configuration and returns every problem found,
 // each naming its setting.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.ValidateFor("") }
+
+// ValidateFor checks what one service needs: "ingest" skips the evaluator
+// section, "evaluator" skips the webhook secrets; "" checks everything.
+func (c *Config) ValidateFor(service string) error {
+	ingest, evaluator := service != "evaluator", service != "ingest"
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -89,6 +94,20 @@ func (c *Config) Validate() error {
 	positive("kafka.raw_retention", k.RawRetention)
 	positive("kafka.dlq_retention", k.DLQRetention)
 
+	if ingest {
+		errs = append(errs, c.validateIngest()...)
+	}
+	if evaluator {
+		errs = append(errs, c.validateEvaluator(seen)...)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateIngest() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
 	if len(c.Meta.AppSecrets) == 0 {
 		bad("meta.app_secrets", "at least one app secret is required to verify webhook signatures")
 	}
@@ -119,5 +138,45 @@ func (c *Config) Validate() error {
 	if len(c.SendGrid.PublicKeys) > 0 && c.SendGrid.MaxSkew <= 0 {
 		bad("sendgrid.max_skew", "must be positive")
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+func (c *Config) validateEvaluator(seen map[string]string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	ev := c.Evaluator
+	if _, _, err := net.SplitHostPort(ev.Listen); err != nil {
+		bad("evaluator.listen", "not host:port: %q", ev.Listen)
+	}
+	if ev.GroupID == "" {
+		bad("evaluator.group_id", "required")
+	}
+	if ev.AlertsTopic == "" {
+		bad("evaluator.alerts_topic", "required")
+	} else if other, dup := seen[ev.AlertsTopic]; dup {
+		bad("evaluator.alerts_topic", "same topic %q as %s", ev.AlertsTopic, other)
+	}
+	positive("evaluator.alerts_retention", ev.AlertsRetention)
+	positive("evaluator.dedupe_horizon", ev.DedupeHorizon)
+	positive("evaluator.idle_ttl", ev.IdleTTL)
+	positive("evaluator.commit_interval", ev.CommitInterval)
+	if ev.AllowedLateness < 0 {
+		bad("evaluator.allowed_lateness", "must not be negative")
+	}
+	atLeastOne := func(key string, n int) {
+		if n < 1 {
+			bad(key, "must be at least 1, got %d", n)
+		}
+	}
+	atLeastOne("evaluator.max_keys", ev.MaxKeys)
+	atLeastOne("evaluator.max_dedupe", ev.MaxDedupe)
+	atLeastOne("evaluator.max_attribution", ev.MaxAttribution)
+	return errs
 }
