@@ -125,6 +125,9 @@ func TestLoadFullFile(t *testing.T) {
 		OptOut:   OptOut{Keywords: []string{"parar", "stop"}, ExactKeywords: []string{"cancelar"}, ButtonPayloads: []string{"STOP_PROMOTIONS"}},
 		Twilio:   Twilio{AuthTokens: []string{"twilio-token"}, PublicBaseURL: "https://vigia.example.com", WABAID: "102290129340398"},
 		SendGrid: SendGrid{PublicKeys: []string{"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"}, MaxSkew: 5 * time.Minute, WABAID: "102290129340398"},
+		Evaluator: Evaluator{Listen: "0.0.0.0:9091", Rules: []string{"/etc/vigia/rules", "/etc/vigia/extra.yaml"}, GroupID: "prod-evaluator",
+			AlertsTopic: "prod.alerts", AlertsRetention: 240 * time.Hour, AllowedLateness: time.Minute, DedupeHorizon: time.Hour,
+			IdleTTL: 6 * time.Hour, MaxKeys: 1000, MaxDedupe: 2000, MaxAttribution: 3000, CommitInterval: 2 * time.Second},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("full.yaml:\n got %+v\nwant %+v", cfg, want)
