@@ -13,6 +13,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+echo "==> shipped rules: check and unit tests"
+go run ./cmd/evaluator check rules/
+go run ./cmd/evaluator test rules/tests/*.yaml
+
 echo "==> fetching the Kafka broker (cached)"
 scripts/kafka.sh fetch
 

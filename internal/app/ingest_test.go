@@ -37,7 +37,7 @@ const (
 	testVerifyToken = "verify-me"
 )
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Kafka.Embedded = config.Embedded{DataDir: t.TempDir(), Port: 0}

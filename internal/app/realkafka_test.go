@@ -38,10 +38,14 @@ func startRealBroker(t *testing.T, port int) *realBroker {
 	return b
 }
 
+func scriptCmd(b *realBroker, args ...string) *exec.Cmd {
+	args = append(args, "--port", strconv.Itoa(b.port), "--dir", b.dir)
+	return exec.Command("../../scripts/kafka.sh", args...)
+}
+
 func (b *realBroker) script(args ...string) {
 	b.t.Helper()
-	args = append(args, "--port", strconv.Itoa(b.port), "--dir", b.dir)
-	out, err := exec.Command("../../scripts/kafka.sh", args...).CombinedOutput()
+	out, err := scriptCmd(b, args...).CombinedOutput()
 	if err != nil {
 		b.t.Fatalf("scripts/kafka.sh %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

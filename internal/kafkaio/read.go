@@ -55,3 +55,48 @@ func ReadAll(ctx context.Context, brokers []string, topic string) ([]kafka.Messa
 	}
 	return out, nil
 }
+
+// OffsetsForTime returns, for each partition of topic, the first offset of a
+// record with a timestamp at or after since (the end offset when there is
+// none), and the end offset now. The evaluator rebuilds its windows from the
+// first and knows it has caught up at the second.
+func (a *Admin) OffsetsForTime(ctx context.Context, topic string, partitions []int, since time.Time) (starts, ends map[int]int64, err error) {
+	timeReq := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	endReq := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, p := range partitions {
+		timeReq.Topics[topic] = append(timeReq.Topics[topic], kafka.TimeOffsetOf(p, since))
+		endReq.Topics[topic] = append(endReq.Topics[topic], kafka.LastOffsetOf(p))
+	}
+	starts, ends = map[int]int64{}, map[int]int64{}
+	if len(partitions) == 0 {
+		return starts, ends, nil
+	}
+	endResp, err := a.client.ListOffsets(ctx, endReq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	for _, po := range endResp.Topics[topic] {
+		if po.Error != nil {
+			return nil, nil, fmt.Errorf("end offset of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		ends[po.Partition] = po.LastOffset
+	}
+	timeResp, err := a.client.ListOffsets(ctx, timeReq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("offsets for time of %s: %w", topic, err)
+	}
+	for _, po := range timeResp.Topics[topic] {
+		if po.Error != nil {
+			return nil, nil, fmt.Errorf("offset for time of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		// No record at or after since: start at the end (nothing to rebuild).
+		off := ends[po.Partition]
+		for o := range po.Offsets {
+			if o >= 0 && o < off {
+				off = o
+			}
+		}
+		starts[po.Partition] = off
+	}
+	return starts, ends, nil
+}

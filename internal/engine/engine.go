@@ -1,0 +1,354 @@
+// Package engine joins the window store, the rules and the alert lifecycle:
+// it applies events to the windows and, when asked at a time given as a
+// parameter, evaluates every rule group that is due over every key and
+// returns the alert state changes. It knows nothing of Kafka or clocks, so
+// the live evaluator, rule unit tests and backtests all drive the same code.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"vigia/internal/alert"
+	"vigia/internal/event"
+	"vigia/internal/quality"
+	"vigia/internal/rules"
+	"vigia/internal/window"
+)
+
+// Options configures the windows; see window.Options.
+type Options struct {
+	Window window.Options
+	// EvalTimeout bounds one rule's evaluation over all its keys.
+	EvalTimeout time.Duration
+	// MaxActivePerRule bounds the alerts one rule may hold.
+	MaxActivePerRule int
+}
+
+// ruleState is a loaded rule with the keyspace it reads and its lifecycle.
+type ruleState struct {
+	rule    *rules.Rule
+	spec    int
+	numbers int // keyspace [waba, phone_number] for numbers_active/degraded; -1 if the rule has none
+	tracker *alert.Tracker
+}
+
+// Numbers degraded: what numbers_active and numbers_degraded count (see
+// quality.Values).
+const (
+	numbersMinAttempts = 50
+	numbersDegradedAt  = 0.8
+	numbersBaseline    = time.Hour
+)
+
+type groupState struct {
+	group    *rules.Group
+	rules    []*ruleState
+	nextEval time.Time
+}
+
+// Engine is not safe for concurrent use: the evaluator serializes Apply and
+// Eval.
+type Engine struct {
+	opts   Options
+	set    *rules.Set
+	store  *window.Store
+	specs  []window.Spec
+	groups []*groupState
+
+	// Stats of the last evaluations, for metrics.
+	Evaluations, EvalFailures int64
+	LastEvalError             error
+}
+
+// New builds an engine for a rule set.
+func New(set *rules.Set, o Options) *Engine {
+	if o.EvalTimeout <= 0 {
+		o.EvalTimeout = 5 * time.Second
+	}
+	e := &Engine{opts: o}
+	e.install(set, nil)
+	return e
+}
+
+// specsFor derives the keyspaces of a rule set: one per distinct (by,
+// resolution), spanning the longest window plus baseline of its rules.
+func specsFor(set *rules.Set) ([]window.Spec, map[*rules.Rule]int, map[*rules.Rule]int) {
+	var specs []window.Spec
+	index := map[string]int{}
+	add := func(by []quality.Dim, res, span time.Duration) int {
+		id := specID(by, res)
+		i, ok := index[id]
+		if !ok {
+			i = len(specs)
+			index[id] = i
+			specs = append(specs, window.Spec{By: by, Resolution: res})
+		}
+		specs[i].Span = max(specs[i].Span, span)
+		return i
+	}
+	ruleSpec := map[*rules.Rule]int{}
+	numbersSpec := map[*rules.Rule]int{}
+	for _, g := range set.Groups {
+		for _, r := range g.Rules {
+			ruleSpec[r] = add(r.By, r.Resolution, r.Window+r.Baseline)
+			if wantsNumbers(r.By) {
+				numbersSpec[r] = add([]quality.Dim{quality.DimWABA, quality.DimPhoneNumber}, r.Resolution, r.Window+numbersBaseline)
+			}
+		}
+	}
+	return specs, ruleSpec, numbersSpec
+}
+
+// wantsNumbers: keys of a WABA (not of one number or template) get the
+// count of its numbers and of those degraded, for whole-platform rules.
+func wantsNumbers(by []quality.Dim) bool {
+	return slices.Contains(by, quality.DimWABA) && !slices.Contains(by, quality.DimPhoneNumber) && !slices.Contains(by, quality.DimTemplate)
+}
+
+func specID(by []quality.Dim, res time.Duration) string {
+	parts := make([]string, len(by))
+	for i, d := range by {
+		parts[i] = string(d)
+	}
+	return strings.Join(parts, ",") + "@" + res.String()
+}
+
+// install switches to set, keeping the windows when the keyspaces did not
+// change and the alert states of rules that kept their group and name.
+func (e *Engine) install(set *rules.Set, old map[string]*alert.Tracker) {
+	specs, ruleSpec, numbersSpec := specsFor(set)
+	if e.store == nil || !slices.EqualFunc(specs, e.specs, func(a, b window.Spec) bool {
+		return specID(a.By, a.Resolution) == specID(b.By, b.Resolution) && a.Span == b.Span
+	}) {
+		e.store = window.New(e.opts.Window, specs)
+	}
+	e.specs = specs
+	e.set = set
+	e.groups = nil
+	for _, g := range set.Groups {
+		gs := &groupState{group: g}
+		for _, r := range g.Rules {
+			tr, err := alert.NewTracker(
+				alert.RuleInfo{Name: r.Alert, Group: r.Group, Rule: fmt.Sprintf("%s:%d", r.File, r.Line)},
+				alert.Params{For: r.For, KeepFiringFor: r.KeepFiringFor, HasResolve: r.ResolveWhen != nil},
+				alert.Options{MaxActive: e.opts.MaxActivePerRule})
+			if err != nil {
+				// rules.Load validated names and durations already
+				panic(fmt.Sprintf("rule %s: %v", ruleID(r), err))
+			}
+			// A reloaded rule keeps its pending and firing alerts, under its
+			// new for / keep_firing_for / resolve_when.
+			if prev := old[ruleID(r)]; prev != nil {
+				for _, a := range prev.Active() {
+					_ = tr.Restore(*a)
+				}
+			}
+			ns, ok := numbersSpec[r]
+			if !ok {
+				ns = -1
+			}
+			gs.rules = append(gs.rules, &ruleState{rule: r, spec: ruleSpec[r], numbers: ns, tracker: tr})
+		}
+		e.groups = append(e.groups, gs)
+	}
+}
+
+func ruleID(r *rules.Rule) string { return r.Group + "/" + r.Alert }
+
+// Reload swaps in a new, already validated rule set. It reports whether the
+// windows were kept; when they were not (keyspaces changed), the caller
+// rebuilds them by replaying history.
+func (e *Engine) Reload(set *rules.Set) (windowsKept bool) {
+	old := map[string]*alert.Tracker{}
+	for _, g := range e.groups {
+		for _, r := range g.rules {
+			old[ruleID(r.rule)] = r.tracker
+		}
+	}
+	before := e.store
+	e.install(set, old)
+	return e.store == before
+}
+
+// Rules returns the rule set in force.
+func (e *Engine) Rules() *rules.Set { return e.set }
+
+// Store exposes the windows (for metrics and tests).
+func (e *Engine) Store() *window.Store { return e.store }
+
+// Apply adds one event, read from partition, to the windows.
+func (e *Engine) Apply(partition int, ev *event.Event) window.Outcome {
+	return e.store.Apply(partition, ev)
+}
+
+// Restore gives a restored alert back to the tracker of its rule; alerts of
+// rules that no longer exist are ignored.
+func (e *Engine) Restore(a alert.Alert) bool {
+	for _, g := range e.groups {
+		if g.group.Name != a.Group {
+			continue
+		}
+		for _, r := range g.rules {
+			if r.rule.Alert == a.Name {
+				return r.tracker.Restore(a) == nil
+			}
+		}
+	}
+	return false
+}
+
+// Eval evaluates every group whose interval has come at now (a group is
+// evaluated at multiples of its interval) and returns the state changes.
+func (e *Engine) Eval(ctx context.Context, now time.Time) []alert.Alert {
+	var out []alert.Alert
+	for _, g := range e.groups {
+		if now.Before(g.nextEval) {
+			continue
+		}
+		out = append(out, e.EvalGroup(ctx, g.group.Name, now)...)
+		g.nextEval = now.Truncate(g.group.Interval).Add(g.group.Interval)
+	}
+	e.store.Expire(now)
+	return out
+}
+
+// EvalGroup evaluates one group at now regardless of its schedule.
+func (e *Engine) EvalGroup(ctx context.Context, group string, now time.Time) []alert.Alert {
+	var out []alert.Alert
+	for _, g := range e.groups {
+		if g.group.Name != group {
+			continue
+		}
+		for _, r := range g.rules {
+			out = append(out, e.evalRule(ctx, r, now)...)
+		}
+	}
+	return out
+}
+
+func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []alert.Alert {
+	r := rs.rule
+	// One deadline for the rule's whole round over its keys: cheaper than
+	// one per key, and it bounds what matters (a round).
+	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
+	defer cancel()
+	var out []alert.Alert
+	present := map[string]bool{}
+	var numbers map[string][2]int64
+	if rs.numbers >= 0 {
+		numbers = e.numbersByWABA(rs.numbers, r.Window, now)
+	}
+	for _, key := range e.store.Keys(rs.spec) {
+		cur, ok := e.store.Values(rs.spec, key.ID, now.Add(-r.Window), now)
+		if !ok {
+			continue
+		}
+		if numbers != nil {
+			n := numbers[key.Labels[string(quality.DimWABA)]]
+			cur.NumbersActive, cur.NumbersDegraded = n[0], n[1]
+		}
+		in := &rules.Input{Values: cur, Labels: key.Labels}
+		if r.BaselineKind == "previous" {
+			start := now.Add(-r.Window)
+			in.Baseline, _ = e.store.Values(rs.spec, key.ID, start.Add(-r.Baseline), start)
+			in.HasBaseline = hasData(&in.Baseline)
+		}
+		labels := make(map[string]string, len(key.Labels)+len(r.Labels)+1)
+		for k, v := range r.Labels {
+			labels[k] = v
+		}
+		for k, v := range key.Labels {
+			labels[k] = v
+		}
+		labels["alertname"] = r.Alert
+		present[alert.Fingerprint(labels)] = true
+
+		cond, resolve, err := r.Conditions(ctx, in)
+		e.Evaluations++
+		if err != nil {
+			e.EvalFailures++
+			e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, key.Labels, err)
+			continue
+		}
+		ai := alert.Input{Labels: labels, Condition: cond, Resolve: resolve, Values: cur}
+		if r.BaselineKind != "" {
+			b := in.Baseline
+			ai.Baseline = &b
+		}
+		// Annotations and actions are rendered only on a state change.
+		ai.Render = func() (map[string]string, []alert.Action) {
+			ann, actions, err := r.Render(in)
+			if err != nil {
+				e.LastEvalError = fmt.Errorf("%s:%d: %s: render: %w", r.File, r.Line, r.Alert, err)
+			}
+			return ann, toAlertActions(actions)
+		}
+		if changed := rs.tracker.Eval(now, ai); changed != nil {
+			out = append(out, *changed)
+		}
+	}
+	for _, a := range rs.tracker.Absent(now, present) {
+		out = append(out, *a)
+	}
+	return out
+}
+
+// numbersByWABA counts, per WABA, the numbers with enough attempts in the
+// window and those whose delivery rate fell below numbersDegradedAt of
+// their previous hour.
+func (e *Engine) numbersByWABA(spec int, win time.Duration, now time.Time) map[string][2]int64 {
+	out := map[string][2]int64{}
+	start := now.Add(-win)
+	for _, key := range e.store.Keys(spec) {
+		cur, ok := e.store.Values(spec, key.ID, start, now)
+		if !ok || cur.Attempts < numbersMinAttempts {
+			continue
+		}
+		waba := key.Labels[string(quality.DimWABA)]
+		n := out[waba]
+		n[0]++
+		base, _ := e.store.Values(spec, key.ID, start.Add(-numbersBaseline), start)
+		if base.Attempts >= numbersMinAttempts && cur.DeliveryRate < base.DeliveryRate*numbersDegradedAt {
+			n[1]++
+		}
+		out[waba] = n
+	}
+	return out
+}
+
+func hasData(v *quality.Values) bool {
+	return v.Attempts+v.Reached+v.Read+v.Failed+v.Accepted+v.Deferred+v.OptOuts+v.Inbound > 0
+}
+
+func toAlertActions(in []rules.Action) []alert.Action {
+	out := make([]alert.Action, len(in))
+	for i, a := range in {
+		out[i] = alert.Action{Type: a.Type, Params: a.Params}
+	}
+	return out
+}
+
+// Active returns the pending and firing alerts of every rule.
+func (e *Engine) Active() []*alert.Alert {
+	var out []*alert.Alert
+	for _, g := range e.groups {
+		for _, r := range g.rules {
+			out = append(out, r.tracker.Active()...)
+		}
+	}
+	return out
+}
+
+// LongestSpan is how much event history rebuilds the windows: the longest
+// window plus baseline of any rule.
+func (e *Engine) LongestSpan() time.Duration {
+	var d time.Duration
+	for _, s := range e.specs {
+		d = max(d, s.Span)
+	}
+	return d
+}

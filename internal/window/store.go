@@ -1,0 +1,529 @@
+package window
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"time"
+	"unsafe"
+
+	"vigia/internal/event"
+	"vigia/internal/quality"
+)
+
+// Spec is one keyspace: the rules that group by the same dimensions share
+// it.
+type Spec struct {
+	By         []quality.Dim
+	Resolution time.Duration // bucket width
+	Span       time.Duration // history kept: the longest window plus baseline of the rules using it
+}
+
+// Options bound the store. A zero bound means no bound; a zero duration
+// means what its comment says.
+type Options struct {
+	// AllowedLateness: an event older than its partition's watermark minus
+	// this is dropped (Late). 0 accepts nothing older than the watermark.
+	AllowedLateness time.Duration
+	// DedupeHorizon: (message id, status) pairs and event ids are
+	// remembered this long (event time, up to the Expire clock), for
+	// dedupe and latency. 0: until evicted by MaxDedupe.
+	DedupeHorizon time.Duration
+	// IdleTTL: a key with no event for this long (event time, against the
+	// Expire clock) is dropped. 0: keys are never dropped.
+	IdleTTL time.Duration
+	// AttributionTTL: a (phone number, user) attribution is forgotten this
+	// long after the status that recorded it. 0: until evicted by
+	// MaxAttribution.
+	AttributionTTL time.Duration
+	// MaxFutureSkew: an event whose time is more than this after its
+	// receive time is refused (Future), so that one wrong clock cannot push
+	// a watermark ahead and make every later event late. 0: no check;
+	// events without a receive time are never checked.
+	MaxFutureSkew time.Duration
+
+	// MaxKeys bounds the keys of each keyspace; beyond it new keys are
+	// refused (Refused).
+	MaxKeys int
+	// MaxDedupe bounds the remembered (message, status) pairs and event
+	// ids (rounded up to a multiple of 4). When full, a new entry replaces
+	// the oldest (by event time) of the 8 slots it may take: the table
+	// costs 16 bytes per entry and one or two cache lines per event.
+	MaxDedupe int
+	// MaxAttribution bounds the remembered (phone number, user)
+	// attributions (rounded up to a multiple of 4); when full, the least
+	// recently recorded of the 8 slots a new pair may take makes room.
+	MaxAttribution int
+}
+
+// maxBuckets bounds Span/Resolution: sealed records store the bucket index
+// in 16 bits.
+const maxBuckets = 1<<16 - 2
+
+// Validate reports whether New accepts o and specs.
+func Validate(o Options, specs []Spec) error {
+	if o.AllowedLateness < 0 || o.DedupeHorizon < 0 || o.IdleTTL < 0 || o.AttributionTTL < 0 || o.MaxFutureSkew < 0 {
+		return errors.New("window: negative duration in options")
+	}
+	for i, sp := range specs {
+		if len(sp.By) == 0 {
+			return fmt.Errorf("window: spec %d groups by no dimension", i)
+		}
+		seen := map[quality.Dim]bool{}
+		for _, d := range sp.By {
+			if _, ok := dimIndex(d); !ok {
+				return fmt.Errorf("window: spec %d: unknown dimension %q", i, d)
+			}
+			if seen[d] {
+				return fmt.Errorf("window: spec %d: dimension %q twice", i, d)
+			}
+			seen[d] = true
+		}
+		if sp.Resolution <= 0 || sp.Span < sp.Resolution {
+			return fmt.Errorf("window: spec %d: need 0 < resolution <= span (got %v, %v)", i, sp.Resolution, sp.Span)
+		}
+		if n := bucketsFor(sp); n > maxBuckets {
+			return fmt.Errorf("window: spec %d keeps %d buckets, more than %d", i, n, maxBuckets)
+		}
+	}
+	return nil
+}
+
+// bucketsFor is how many buckets a key keeps: a window of Span ending in
+// the middle of a bucket overlaps one more than Span/Resolution.
+func bucketsFor(sp Spec) int64 {
+	return (int64(sp.Span)+int64(sp.Resolution)-1)/int64(sp.Resolution) + 1
+}
+
+// Outcome says what Apply did with an event.
+type Outcome uint8
+
+// Outcomes of Apply. An event counted in at least one keyspace is Applied;
+// otherwise the first reason that applies, in the order listed after
+// Applied, is given.
+const (
+	Applied   Outcome = iota // counted in at least one keyspace
+	Late                     // older than the partition watermark minus AllowedLateness
+	Future                   // event time too far after receive time (MaxFutureSkew)
+	Ignored                  // carries nothing the store counts (unknown kind or status, resume, alert...)
+	Duplicate                // (message id, status) or event id already seen within the horizon
+	Refused                  // its key would be new in a full keyspace (MaxKeys) in every keyspace that had one
+	Stale                    // older than Span behind its key's newest bucket in every keyspace that had a key
+	NoKey                    // no keyspace had a value for all its dimensions
+	nOutcomes
+)
+
+var outcomeNames = [...]string{"applied", "late", "future", "ignored", "duplicate", "refused", "stale", "no_key"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", o)
+}
+
+// Store is the window store. It is not safe for concurrent use: the
+// engine serializes Apply, Values and Expire.
+type Store struct {
+	o      Options
+	spaces []*keyspace
+
+	wm []int64 // per partition: max event time seen (ns), noTime if none
+
+	// Hash seeds: per store, since no hash leaves the process. Two for
+	// the 128-bit key hashes.
+	seed, seed2 maphash.Seed
+	usedDims    uint8 // dimensions some keyspace groups by: the only ones hashed
+	dd          dedupe
+	attr        attrMemory
+
+	kbuf     []byte // key of a multi-dimension keyspace, rebuilt per event
+	scratch  []byte // record body being encoded
+	recbuf   []byte // record being rewritten by the slow path
+	scratchB hotBucket
+
+	outcomes [nOutcomes]uint64
+	sink     uint32 // keeps the reads of applySpaces' touch phase
+}
+
+// noTime marks an unset time in nanoseconds.
+const noTime = math.MinInt64
+
+// New returns an empty store. It panics when Validate fails: specs come
+// from validated configuration, and a bad one is a programming error.
+func New(o Options, specs []Spec) *Store {
+	if err := Validate(o, specs); err != nil {
+		panic(err)
+	}
+	s := &Store{
+		o:     o,
+		seed:  maphash.MakeSeed(),
+		seed2: maphash.MakeSeed(),
+		dd:    newDedupe(o.MaxDedupe),
+		attr:  newAttrMemory(o.MaxAttribution),
+	}
+	for _, sp := range specs {
+		ks := newKeyspace(sp, o)
+		for _, d := range ks.dims {
+			s.usedDims |= 1 << d
+		}
+		s.spaces = append(s.spaces, ks)
+	}
+	return s
+}
+
+// nanos converts a time to Unix nanoseconds, clamped to about ±290 years
+// around 1970 so that a wild timestamp saturates instead of wrapping.
+func nanos(t time.Time) int64 {
+	const lim = math.MaxInt64/int64(time.Second) - 1
+	sec := t.Unix()
+	switch {
+	case sec > lim:
+		return lim * int64(time.Second)
+	case sec < -lim:
+		return -lim * int64(time.Second)
+	}
+	return sec*int64(time.Second) + int64(t.Nanosecond())
+}
+
+// Watermark returns the maximum event time seen on partition, or the zero
+// time when none was.
+func (s *Store) Watermark(partition int) time.Time {
+	if partition < 0 || partition >= len(s.wm) || s.wm[partition] == noTime {
+		return time.Time{}
+	}
+	return time.Unix(0, s.wm[partition]).UTC()
+}
+
+func (s *Store) watermark(partition int) *int64 {
+	if partition < 0 {
+		panic("window: negative partition")
+	}
+	for len(s.wm) <= partition {
+		s.wm = append(s.wm, noTime)
+	}
+	return &s.wm[partition]
+}
+
+// Status codes mixed into dedupe hashes; 0 is no known status.
+const (
+	stAccepted = iota + 1
+	stSent
+	stDelivered
+	stRead
+	stFailed
+	stDeferred
+	tagEventID // not a status: the event-id namespace
+)
+
+func statusCode(s string) int {
+	switch s {
+	case event.StatusSent:
+		return stSent
+	case event.StatusDelivered:
+		return stDelivered
+	case event.StatusRead:
+		return stRead
+	case event.StatusFailed:
+		return stFailed
+	case event.StatusAccepted:
+		return stAccepted
+	case event.StatusDeferred:
+		return stDeferred
+	}
+	return 0
+}
+
+// State fields: the latest-state strings of quality.Values.
+const (
+	fQualityEvent = iota
+	fMessagingTier
+	fTemplateStatus
+	fTemplateQuality
+	fAccountEvent
+	fAccountBanState
+	nFields
+)
+
+// contrib is what one event adds to each of its keys, worked out once per
+// event before the per-keyspace updates.
+type contrib struct {
+	inc     [4]uint8 // counters to increment
+	nInc    int
+	fail    bool
+	code    int32
+	class   uint8
+	states  [2]stateSet
+	nStates int
+}
+
+type stateSet struct {
+	f uint8
+	v string
+}
+
+func (c *contrib) add(i int) {
+	c.inc[c.nInc] = uint8(i)
+	c.nInc++
+}
+
+func (c *contrib) state(f int, v string) {
+	if v != "" {
+		c.states[c.nStates] = stateSet{uint8(f), v}
+		c.nStates++
+	}
+}
+
+// optedOut reports whether e is an opt-out verdict (resumes are not
+// counted).
+func optedOut(e *event.Event) bool { return e.OptOut != nil && !e.OptOut.Resumed }
+
+// Apply counts e, read from the given partition (partitions number from
+// 0). See the package documentation for what is counted where.
+func (s *Store) Apply(partition int, e *event.Event) Outcome {
+	t := nanos(e.EventTime)
+	if s.o.MaxFutureSkew > 0 && !e.ReceiveTime.IsZero() && t > nanos(e.ReceiveTime)+int64(s.o.MaxFutureSkew) {
+		return s.count(Future)
+	}
+	wm := s.watermark(partition)
+	if *wm != noTime && t < *wm-int64(s.o.AllowedLateness) {
+		return s.count(Late)
+	}
+	*wm = max(*wm, t)
+
+	var c contrib
+	st := 0
+	switch e.Kind {
+	case event.KindStatus:
+		st = statusCode(e.Status)
+		switch st {
+		case stSent:
+			c.add(cSent)
+		case stDelivered:
+			c.add(cDelivered)
+		case stRead:
+			c.add(cRead)
+		case stFailed:
+			c.add(cFailed)
+			c.fail = true
+			c.code, c.class = noCode, classOther
+			if e.Error != nil {
+				c.code, c.class = codeOf(e.Error.Code), classIndex(e.Error.Class)
+			}
+		case stAccepted:
+			c.add(cAccepted)
+		case stDeferred:
+			c.add(cDeferred)
+		default:
+			return s.count(Ignored)
+		}
+		if optedOut(e) {
+			c.add(cOptOut)
+		}
+	case event.KindInbound:
+		c.add(cInbound)
+		if optedOut(e) {
+			c.add(cOptOut)
+		}
+	case event.KindUserPreference:
+		if optedOut(e) {
+			c.add(cOptOut)
+		}
+	case event.KindPhoneQuality:
+		if q := e.Quality; q != nil {
+			c.state(fQualityEvent, q.Event)
+			c.state(fMessagingTier, q.CurrentLimit)
+		}
+	case event.KindTemplateStatus:
+		if tp := e.Template; tp != nil {
+			c.state(fTemplateStatus, tp.Event)
+		}
+	case event.KindTemplateQuality:
+		if tp := e.Template; tp != nil {
+			c.state(fTemplateQuality, tp.NewQuality)
+		}
+	case event.KindAccountUpdate:
+		if a := e.Account; a != nil {
+			c.state(fAccountEvent, a.Event)
+			c.state(fAccountBanState, a.BanState)
+		}
+	case event.KindCapability:
+		if cp := e.Capability; cp != nil {
+			c.state(fMessagingTier, cp.MessagingLimit)
+		}
+	}
+	if c.nInc == 0 && c.nStates == 0 {
+		return s.count(Ignored)
+	}
+
+	// The pair of (phone number, user) for the attribution memory, hashed
+	// up front so that its table's cache miss overlaps the dedupe table's.
+	attr := e.Attribution
+	var pair uint64
+	pairAt := -1
+	record := false
+	if r := e.Recipient; r != nil && r.Pseudonym != "" {
+		if record = e.Kind == event.KindStatus && attr != nil; record || (attr == nil && (e.Kind == event.KindInbound || optedOut(e))) {
+			pair = s.pair(e.PhoneNumberID, r.Pseudonym)
+		}
+	}
+
+	// Dedupe, store-wide and before any keyspace, so that an event counts
+	// once everywhere. Statuses dedupe on (message id, status): WhatsApp
+	// retries and the fallback channels' repeated callbacks (SMS queued,
+	// sending...) share it even when their event ids differ.
+	var h uint64
+	if st != 0 && e.MessageID != "" {
+		h = entryHash(maphash.String(s.seed, e.MessageID), st)
+	} else if e.ID != "" {
+		h = entryHash(maphash.String(s.seed, e.ID), tagEventID)
+	}
+	at := -1
+	if h != 0 {
+		at = s.dd.find(h)
+	}
+	if pair != 0 {
+		pairAt = s.attr.find(pair)
+	}
+	if h != 0 {
+		if _, dup := s.dd.timeAt(at); dup {
+			return s.count(Duplicate)
+		}
+		switch st {
+		case stDelivered:
+			if sent, ok := s.dd.get(entryHash(h, stSent)); ok {
+				c.add(cLat0 + latBin(t-sent))
+			}
+		case stRead:
+			if _, ok := s.dd.get(entryHash(h, stDelivered)); !ok {
+				c.add(cReadNoDelivered)
+			}
+		case stFailed:
+			if _, ok := s.dd.get(entryHash(h, stSent)); !ok {
+				c.add(cFailedNoSent)
+			}
+		}
+		s.dd.put(h, t, at)
+	}
+
+	// Attribution: statuses record it per (phone number, user); opt-outs
+	// and replies without their own take it from there.
+	if pair != 0 {
+		if record {
+			s.attr.record(pair, pairAt, t, attr)
+		} else if a, ok := s.attr.getAt(pairAt); ok {
+			attr = a
+		}
+	}
+
+	var vals [nDims]string
+	vals[dWABA] = e.WABAID
+	vals[dPhone] = e.PhoneNumberID
+	vals[dChannel] = string(e.Channel)
+	if attr != nil {
+		vals[dTemplate], vals[dUseCase], vals[dCampaign] = attr.Template, attr.UseCase, attr.Campaign
+	}
+	if vals[dTemplate] == "" && e.Template != nil &&
+		(e.Kind == event.KindTemplateStatus || e.Kind == event.KindTemplateQuality) {
+		vals[dTemplate] = e.Template.Name
+	}
+	if e.Recipient != nil {
+		vals[dCountry] = e.Recipient.CountryCode
+	}
+
+	var hs [nDims]keyHash
+	s.hashValues(&vals, &hs)
+	return s.count(s.applySpaces(&vals, &hs, t, &c))
+}
+
+func (s *Store) count(o Outcome) Outcome {
+	s.outcomes[o]++
+	return o
+}
+
+// pair hashes (phone number id, pseudonym) for the attribution memory.
+// Two string hashes joined by a bijective mix: maphash.Hash would copy
+// both strings into its buffer first.
+func (s *Store) pair(phone, pseudonym string) uint64 {
+	h := fmix(maphash.String(s.seed, phone)*0x9E3779B97F4A7C15 ^ maphash.String(s.seed2, pseudonym))
+	if h == 0 {
+		return 1 // 0 marks a free slot
+	}
+	return h
+}
+
+// hashValues hashes the values of the dimensions keyspaces use, once per
+// event whatever the number of keyspaces.
+func (s *Store) hashValues(vals *[nDims]string, hs *[nDims]keyHash) {
+	for d := range nDims {
+		if s.usedDims&(1<<d) != 0 && vals[d] != "" {
+			hs[d] = keyHash{maphash.String(s.seed, vals[d]), maphash.String(s.seed2, vals[d])}
+		}
+	}
+}
+
+// Expire drops idle keys and the dedupe and attribution entries past their
+// horizons, all measured against now, an event-time clock (the engine's
+// choice; the minimum watermark of its partitions is the safe one). It
+// also seals buckets that can no longer be hot into their compact form. It
+// visits every key: call it about once per resolution, not per event.
+func (s *Store) Expire(now time.Time) {
+	n := nanos(now)
+	if s.o.DedupeHorizon > 0 {
+		s.dd.expire(n - int64(s.o.DedupeHorizon))
+	}
+	if s.o.AttributionTTL > 0 {
+		s.attr.expire(n - int64(s.o.AttributionTTL))
+	}
+	for _, ks := range s.spaces {
+		ks.expire(s, n)
+	}
+}
+
+// Stats are the store's sizes and counters.
+type Stats struct {
+	Specs              []SpecStats
+	DedupeEntries      int
+	AttributionEntries int
+	// Events by outcome, indexed by Outcome.
+	Outcomes           [nOutcomes]uint64
+	DedupeEvicted      uint64 // dropped by MaxDedupe before their horizon
+	AttributionEvicted uint64 // dropped by MaxAttribution before their TTL
+	// ApproxBytes estimates the memory held, from sizes and capacities
+	// (maps estimated at their typical load; string sizes as stored).
+	ApproxBytes int64
+}
+
+// SpecStats are the sizes and counters of one keyspace.
+type SpecStats struct {
+	Keys       int
+	HotBuckets int    // dense recent buckets in use
+	ColdBytes  int    // bytes of sealed bucket records
+	Refused    uint64 // events not counted because their new key would exceed MaxKeys
+	Stale      uint64 // events not counted because older than Span behind their key's newest bucket
+	Expired    uint64 // keys dropped by IdleTTL
+}
+
+// Stats returns the current sizes and counters. It walks the dedupe and
+// attribution tables to count their live entries (tens of milliseconds at
+// millions of entries): call it for metrics, not per event.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		DedupeEntries:      s.dd.live(),
+		AttributionEntries: s.attr.live(),
+		Outcomes:           s.outcomes,
+		DedupeEvicted:      s.dd.evicted,
+		AttributionEvicted: s.attr.evicted,
+	}
+	b := float64(len(s.dd.sets))*float64(unsafe.Sizeof(ddSet{})) + float64(len(s.attr.sets))*float64(unsafe.Sizeof(atSet{}))
+	// Interned attributions: the struct, its strings, and a map slot.
+	b += float64(len(s.attr.intern)) * (48 + 60 + 1.3*56)
+	for _, ks := range s.spaces {
+		ss, kb := ks.stats()
+		st.Specs = append(st.Specs, ss)
+		b += float64(kb)
+	}
+	st.ApproxBytes = int64(b)
+	return st
+}

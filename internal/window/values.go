@@ -1,0 +1,279 @@
+package window
+
+import (
+	"time"
+
+	"vigia/internal/quality"
+)
+
+// Key is one key of a keyspace.
+type Key struct {
+	ID     string            // the value for one dimension; values joined by '|' ('|' and '\' escaped by '\') for several
+	Labels map[string]string // dimension name -> value
+}
+
+// Keys lists the keys of keyspace spec (the index of its Spec in New), in
+// no particular order. It builds a label map per key; KeyIDs does not.
+func (s *Store) Keys(spec int) []Key {
+	ks := s.spaces[spec]
+	out := make([]Key, 0, ks.m.len())
+	for i := range ks.keys {
+		if id := ks.keys[i].id; id != "" {
+			out = append(out, Key{ID: id, Labels: ks.labels(id)})
+		}
+	}
+	return out
+}
+
+// KeyIDs appends the key ids of keyspace spec to dst, for an evaluation
+// loop that needs labels only for the keys that fire.
+func (s *Store) KeyIDs(spec int, dst []string) []string {
+	ks := s.spaces[spec]
+	for i := range ks.keys {
+		if id := ks.keys[i].id; id != "" {
+			dst = append(dst, id)
+		}
+	}
+	return dst
+}
+
+// Labels returns the dimension values of a key id of keyspace spec.
+func (s *Store) Labels(spec int, keyID string) map[string]string {
+	return s.spaces[spec].labels(keyID)
+}
+
+// Specs returns the number of keyspaces.
+func (s *Store) Specs() int { return len(s.spaces) }
+
+type accum struct {
+	n     [nCounters]uint64
+	fails []failAcc
+}
+
+// Values returns the metrics of key keyID of keyspace spec over [from, to),
+// bucket-aligned: the sums of every bucket that overlaps the period (so a
+// period that starts or ends inside a bucket includes all of it), limited
+// to the buckets the key still keeps (Span behind its newest). Latest-state
+// fields are the last values with event time at or before to. It returns
+// false when the key is unknown.
+func (s *Store) Values(spec int, keyID string, from, to time.Time) (quality.Values, bool) {
+	ks := s.spaces[spec]
+	k, ok := ks.lookup(s, keyID)
+	if !ok {
+		return quality.Values{}, false
+	}
+	var fb [8]failAcc
+	a := accum{fails: fb[:0]}
+	f, t := nanos(from), nanos(to)
+	if k.newest != noBucket && f < t {
+		lo := max(floorDiv(f, ks.res), k.newest-ks.n+1)
+		hi := floorDiv(t-1, ks.res)
+		for _, p := range k.hot {
+			if p == 0 {
+				continue
+			}
+			b := &ks.pool[p-1]
+			if b.idx < lo || b.idx > hi {
+				continue
+			}
+			for i, v := range b.n {
+				a.n[i] += uint64(v)
+			}
+			for _, fc := range b.fails {
+				a.fails = addFail(a.fails, fc.code, fc.class, uint64(fc.n))
+			}
+		}
+		for off := 0; off < len(k.cold); {
+			idx, body, next := recordAt(k.cold, off, k.newest)
+			if idx > hi {
+				break
+			}
+			if idx >= lo {
+				a.fails = decodeBody(k.cold, body, &a.n, a.fails)
+			}
+			off = next
+		}
+	}
+	v := a.values()
+	if k.latest != nil {
+		k.latest.fill(&v, t)
+	}
+	return v, true
+}
+
+func (a *accum) values() quality.Values {
+	n := &a.n
+	v := quality.Values{
+		Sent:      int64(n[cSent]),
+		Delivered: int64(n[cDelivered]),
+		Read:      int64(n[cRead]),
+		Failed:    int64(n[cFailed]),
+		Accepted:  int64(n[cAccepted]),
+		Deferred:  int64(n[cDeferred]),
+		Attempts:  int64(n[cSent] + n[cFailedNoSent]),
+		Reached:   int64(n[cDelivered] + n[cReadNoDelivered]),
+		OptOuts:   int64(n[cOptOut]),
+		Inbound:   int64(n[cInbound]),
+	}
+	if len(a.fails) > 0 {
+		v.FailuresByClass = make(map[string]int64)
+		for _, f := range a.fails {
+			v.FailuresByClass[classNames[f.class]] += int64(f.n)
+			if f.code != noCode {
+				if v.FailuresByCode == nil {
+					v.FailuresByCode = make(map[int64]int64)
+				}
+				v.FailuresByCode[int64(f.code)] += int64(f.n)
+			}
+		}
+	}
+	v.DeliveryRate = rate(v.Reached, v.Attempts)
+	v.ReadRate = rate(v.Read, v.Reached)
+	v.FailureRate = rate(v.Failed, v.Attempts)
+	v.OptOutRate = rate(v.OptOuts, v.Reached)
+	var hist [nLatBins]uint64
+	copy(hist[:], n[cLat0:])
+	var total uint64
+	for _, c := range hist {
+		total += c
+	}
+	if total > 0 {
+		v.LatencySamples = int64(total)
+		v.LatencyP50 = quantile(&hist, total, 0.5)
+		v.LatencyP90 = quantile(&hist, total, 0.9)
+	}
+	return v
+}
+
+// rate is num/den clamped to [0, 1], and 0 when den is 0: out-of-order
+// statuses can make a numerator exceed its denominator in a window (a read
+// counted without its delivered), and a rule comparing a rate to a
+// threshold should see a rate.
+func rate(num, den int64) float64 {
+	if den <= 0 || num <= 0 {
+		return 0
+	}
+	return min(1, float64(num)/float64(den))
+}
+
+// quantile interpolates the q-quantile, in seconds, of the latency
+// histogram: it finds the bin holding the q·total-th sample and assumes its
+// samples spread evenly between the bin's bounds (the first bin starts at
+// 0). The last bin has no upper bound and answers its lower one (1 h).
+func quantile(hist *[nLatBins]uint64, total uint64, q float64) float64 {
+	rank := q * float64(total)
+	var cum float64
+	for i, c := range hist {
+		if c == 0 {
+			continue
+		}
+		lo := 0.0
+		if i > 0 {
+			lo = LatencyBounds[i-1].Seconds()
+		}
+		if cum+float64(c) >= rank {
+			if i == nLatBins-1 {
+				return lo
+			}
+			return lo + (LatencyBounds[i].Seconds()-lo)*(rank-cum)/float64(c)
+		}
+		cum += float64(c)
+	}
+	return LatencyBounds[len(LatencyBounds)-1].Seconds()
+}
+
+// stateEntry is one latest-state change of a key.
+type stateEntry struct {
+	t int64
+	f uint8
+	v string
+}
+
+// latestState is the history of a key's state changes, in event-time order
+// (ties in apply order), so that a period ending in the past sees the state
+// as it was then. Changes are rare: a slice scanned from the end is enough.
+type latestState struct {
+	hist []stateEntry
+}
+
+// setState records a change; it returns how many entries it added (0 or
+// 1), for Stats.
+func (k *keyState) setState(f uint8, v string, t int64) int {
+	if k.latest == nil {
+		k.latest = &latestState{}
+	}
+	h := k.latest.hist
+	i := len(h)
+	for i > 0 && h[i-1].t > t {
+		i--
+	}
+	// The same value again changes no answer: skip it, so that a repeated
+	// webhook does not grow the history.
+	for j := i - 1; j >= 0; j-- {
+		if h[j].f == f {
+			if h[j].v == v {
+				return 0
+			}
+			break
+		}
+	}
+	h = append(h, stateEntry{})
+	copy(h[i+1:], h[i:])
+	h[i] = stateEntry{t: t, f: f, v: string([]byte(v))} // a copy: the event's strings are not ours to keep
+	k.latest.hist = h
+	return 1
+}
+
+// fill sets the state fields of v to the last change at or before to.
+func (l *latestState) fill(v *quality.Values, to int64) {
+	var done [nFields]bool
+	for i := len(l.hist) - 1; i >= 0; i-- {
+		e := &l.hist[i]
+		if e.t > to || done[e.f] {
+			continue
+		}
+		done[e.f] = true
+		switch e.f {
+		case fQualityEvent:
+			v.QualityEvent = e.v
+		case fMessagingTier:
+			v.MessagingTier = e.v
+		case fTemplateStatus:
+			v.TemplateStatus = e.v
+		case fTemplateQuality:
+			v.TemplateQuality = e.v
+		case fAccountEvent:
+			v.AccountEvent = e.v
+		case fAccountBanState:
+			v.AccountBanState = e.v
+		}
+	}
+}
+
+// trim forgets changes before cutoff except the last one of each field,
+// which is still the state at cutoff: periods ending at or after cutoff see
+// the same answers. It returns how many it forgot.
+func (l *latestState) trim(cutoff int64) int {
+	var kept [nFields]bool
+	h := l.hist
+	// Compact backwards into the tail: w never passes the entry being read.
+	w := len(h)
+	for i := len(h) - 1; i >= 0; i-- {
+		e := h[i]
+		if e.t < cutoff {
+			if kept[e.f] {
+				continue
+			}
+			kept[e.f] = true
+		}
+		w--
+		h[w] = e
+	}
+	if w == 0 {
+		return 0
+	}
+	n := copy(h, h[w:])
+	clear(h[n:])
+	l.hist = h[:n]
+	return w
+}
