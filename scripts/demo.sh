@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command (make demo): builds Vigia, runs ingest on the
 # embedded broker, posts the sample webhook payloads through it signed as
-# Meta signs them, and shows the normalized events that came out.
+# Meta signs them, and shows the normalized events that came out; then runs
+# the evaluator with the shipped rules and shows alerts firing on a burst of
+# throughput errors and a paused template.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,8 @@ mkdir -p data
 echo "==> starting ingest on the embedded broker (logs: data/demo-ingest.log)"
 bin/ingest --config.file deploy/demo.yaml >data/demo-ingest.log 2>&1 &
 PID=$!
-trap 'kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true' EXIT
+EVPID=
+trap 'kill $EVPID "$PID" 2>/dev/null || true; wait $EVPID "$PID" 2>/dev/null || true' EXIT
 
 for _ in $(seq 1 100); do
 	if curl -fsS "http://$ADDR/-/ready" >/dev/null 2>&1; then break; fi
@@ -49,7 +52,7 @@ echo
 
 echo "==> a burst of 20,000 generated statuses through the load tool"
 if [ -x bin/vigia-load ]; then
-	bin/vigia-load -url "http://$ADDR/webhooks/whatsapp" -secret "$SECRET" -batch 500 -duration 2s -warmup 0s -rate 10000 | sed 's/^/    /'
+	bin/vigia-load -url "http://$ADDR/webhooks/whatsapp" -secret "$SECRET" -batch 500 -duration 2s -warmup 0s -rate 10000 -mix 0.005 | sed 's/^/    /'
 fi
 
 echo "==> events topic (vigia.events), per kind"
@@ -60,4 +63,45 @@ echo "==> dead-letter topic (vigia.dlq): updates that could not be normalized, k
 bin/vigia-tail -brokers "$BROKER" -topic vigia.dlq -headers | grep -E '^# vigia-(reason|detail)' | sed 's/^/    /'
 echo "==> ingest metrics"
 curl -fsS "http://$ADDR/metrics" | grep -E '^vigia_ingest_(requests|dead_letters|signature_failures)_total' | grep -v ' 0$' | sed 's/^/    /'
-echo "==> done: ingest stopped, data in $DATA"
+
+echo "==> starting the evaluator with the shipped rules (logs: data/demo-evaluator.log)"
+bin/evaluator check rules/ | sed 's/^/    /'
+bin/evaluator --config.file deploy/demo.yaml >data/demo-evaluator.log 2>&1 &
+EVPID=$!
+for _ in $(seq 1 300); do
+	if curl -fsS "http://127.0.0.1:8081/-/ready" >/dev/null 2>&1; then break; fi
+	if ! kill -0 "$EVPID" 2>/dev/null; then cat data/demo-evaluator.log; exit 1; fi
+	sleep 0.1
+done
+
+NOW=$(date +%s)
+echo "==> an incident now: 60 throughput errors (130429) on number 106540352242922, and template promo_bf paused"
+{
+	printf '{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"statuses":['
+	for i in $(seq 1 60); do
+		[ "$i" -gt 1 ] && printf ','
+		printf '{"id":"wamid.DEMO%04d","status":"failed","timestamp":"%s","recipient_id":"55119%08d","biz_opaque_callback_data":"t=promo_bf;u=sales","errors":[{"code":130429,"title":"Rate limit hit"}]}' "$i" "$NOW" "$i"
+	done
+	printf ']}}]},{"id":"102290129340398","time":%s,"changes":[{"field":"message_template_status_update","value":{"event":"PAUSED","message_template_id":594425479261596,"message_template_name":"promo_bf","message_template_language":"pt_BR","reason":"NONE","other_info":{"title":"FIRST_PAUSE"}}}]}]}' "$NOW"
+} >data/demo-incident.json
+printf '    '
+curl -sS -w ' (HTTP %{http_code})' -H "X-Hub-Signature-256: $(sign data/demo-incident.json)" \
+	--data-binary @data/demo-incident.json "http://$ADDR/webhooks/whatsapp" | tr -d '\n'
+echo
+
+echo "==> waiting for the evaluator (rule groups run every 10 s)"
+for _ in $(seq 1 40); do
+	n=$(curl -fsS http://127.0.0.1:8081/api/v1/alerts | grep -o '"state":"firing"' | wc -l || true)
+	[ "$n" -ge 2 ] && break
+	sleep 0.5
+done
+echo "==> firing alerts (GET /api/v1/alerts), as published on vigia.alerts"
+bin/vigia-tail -brokers "$BROKER" -topic vigia.alerts | python3 -c '
+import json, sys
+for line in sys.stdin:
+    a = json.loads(line)
+    print("    %-8s %-22s %s" % (a["state"], a["alertname"], a.get("annotations", {}).get("summary", "")))
+    for x in a.get("actions") or []:
+        print("             action: %s %s" % (x["type"], x.get("params", {})))
+'
+echo "==> done: ingest and evaluator stopped, data in $DATA"

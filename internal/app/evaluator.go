@@ -48,10 +48,11 @@ type Evaluator struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	reloads  chan chan error
-	caughtUp atomic.Bool
-	mu       sync.Mutex // guards active
-	active   []alert.Alert
+	reloads    chan chan error
+	partitions []int // assigned in the current generation; used by the consuming goroutine only
+	caughtUp   atomic.Bool
+	mu         sync.Mutex // guards active
+	active     []alert.Alert
 
 	m evaluatorMetrics
 }
@@ -256,6 +257,7 @@ type fetched struct {
 // and offsets committed after the events are applied.
 func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, topic string) {
 	assigned := gen.Assignments[topic]
+	e.partitions = partitionIDs(assigned)
 	e.caughtUp.Store(false)
 	now := e.now()
 	since := now.Add(-e.eng.LongestSpan() - e.cfg.Evaluator.AllowedLateness)
@@ -430,6 +432,15 @@ func (e *Evaluator) evaluate(ctx context.Context, now time.Time) {
 	}
 	st := e.eng.Store().Stats()
 	e.m.keys.Set(float64(totalKeys(st)))
+	var lowest time.Time
+	for _, p := range e.partitions {
+		if w := e.eng.Store().Watermark(p); !w.IsZero() && (lowest.IsZero() || w.Before(lowest)) {
+			lowest = w
+		}
+	}
+	if !lowest.IsZero() {
+		e.m.watermarkLag.Set(now.Sub(lowest).Seconds())
+	}
 	e.m.evalDuration.Observe(time.Since(start).Seconds())
 	e.snapshotActive()
 }

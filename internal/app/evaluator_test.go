@@ -126,14 +126,19 @@ func TestEvaluatorEndToEnd(t *testing.T) {
 	as := waitForAlert(t, ing.Brokers(), 15*time.Second, func(as []alert.Alert) bool {
 		return countState(as, "FastThroughputErrors", alert.StateFiring) == 1
 	})
-	if took := time.Since(posted); took > 5*time.Second {
-		t.Errorf("alert took %s to fire, want within the 1s interval + 1s (+ Kafka round trips)", took)
-	}
 	var firing alert.Alert
 	for _, a := range as {
 		if a.State == alert.StateFiring {
 			firing = a
 		}
+	}
+	// Detection latency: the condition became true when the 6 events
+	// arrived (posted, ingest answered); the rule's interval is 1 s, so
+	// the firing evaluation must come within 1 s + 1 s of that.
+	latency := firing.EvalTime.Sub(posted)
+	t.Logf("detection latency: %s after the events were acknowledged", latency)
+	if latency > 2*time.Second {
+		t.Errorf("alert evaluated %s after its condition became true, want within the 1s interval + 1s", latency)
 	}
 	if firing.Labels["phone_number"] != "PN1" || firing.Labels["severity"] != "warning" ||
 		firing.Values.FailuresByCode[130429] != 6 || firing.Annotations["summary"] != "PN1: 6 throughput errors" ||

@@ -277,28 +277,29 @@ func (ks *keyspace) labels(id string) map[string]string {
 // the rules) applies the rest one by one.
 const maxPipelined = 16
 
-// applySpaces counts the event in every keyspace. The work is split in
-// phases across keyspaces, because each keyspace costs a chain of cache
-// misses (table slot, key state, dense bucket) that are independent of the
-// other keyspaces': running the lookups of all keyspaces first, then
-// touching all their buckets, then updating, lets the processor overlap
-// the misses of different keyspaces instead of waiting for each in turn.
-func (s *Store) applySpaces(vals *[nDims]string, hs *[nDims]keyHash, t int64, c *contrib) Outcome {
-	n := min(len(s.spaces), maxPipelined)
-	var kis [maxPipelined]int32
-	var hh [maxPipelined]keyHash
-	var oks [maxPipelined]bool
-	for i, ks := range s.spaces[:n] {
-		hh[i], oks[i] = ks.hashOf(vals, hs)
-		if oks[i] {
-			kis[i] = ks.m.find(hh[i], ks.keys)
+// findKeys looks up the event's key in every keyspace (up to
+// maxPipelined), and applyFound then counts it. The work is split in phases
+// across keyspaces because each keyspace costs a chain of cache misses
+// (table slot, key state, dense bucket) independent of the other
+// keyspaces': running the lookups of all keyspaces first, then touching
+// all their buckets, then updating, lets the processor overlap the misses
+// of different keyspaces instead of waiting for each in turn.
+func (s *Store) findKeys(vals *[nDims]string, hs *[nDims]keyHash) {
+	for i, ks := range s.spaces[:min(len(s.spaces), maxPipelined)] {
+		s.hh[i], s.oks[i] = ks.hashOf(vals, hs)
+		if s.oks[i] {
+			s.kis[i] = ks.m.find(s.hh[i], ks.keys)
 		}
 	}
+}
+
+func (s *Store) applyFound(vals *[nDims]string, hs *[nDims]keyHash, t int64, c *contrib) Outcome {
+	n := min(len(s.spaces), maxPipelined)
 	if c.nInc > 0 {
 		var sink uint32
 		for i, ks := range s.spaces[:n] {
-			if oks[i] && kis[i] >= 0 {
-				sink += ks.touch(&ks.keys[kis[i]], t)
+			if s.oks[i] && s.kis[i] >= 0 {
+				sink += ks.touch(&ks.keys[s.kis[i]], t)
 			}
 		}
 		s.sink += sink
@@ -309,10 +310,10 @@ func (s *Store) applySpaces(vals *[nDims]string, hs *[nDims]keyHash, t int64, c 
 		switch {
 		case i >= n:
 			r = ks.apply(s, vals, hs, t, c)
-		case !oks[i]:
+		case !s.oks[i]:
 			r = NoKey
 		default:
-			r = ks.applyKey(s, vals, hh[i], kis[i], t, c)
+			r = ks.applyKey(s, vals, s.hh[i], s.kis[i], t, c)
 		}
 		best = min(best, r)
 	}
@@ -320,7 +321,7 @@ func (s *Store) applySpaces(vals *[nDims]string, hs *[nDims]keyHash, t int64, c 
 }
 
 // touch reads the dense bucket an event at t would update, if there is
-// one, so that its cache lines are on their way (see applySpaces).
+// one, so that its cache lines are on their way (see findKeys).
 func (ks *keyspace) touch(k *keyState, t int64) uint32 {
 	idx := floorDiv(t, ks.res)
 	if idx < k.hotFloor || idx >= k.hotFloor+ks.hotN {

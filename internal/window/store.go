@@ -144,7 +144,12 @@ type Store struct {
 	scratchB hotBucket
 
 	outcomes [nOutcomes]uint64
-	sink     uint32 // keeps the reads of applySpaces' touch phase
+
+	// The keys of the event being applied, per keyspace (see findKeys).
+	kis  [maxPipelined]int32
+	hh   [maxPipelined]keyHash
+	oks  [maxPipelined]bool
+	sink uint32 // keeps the reads of the touch phase
 }
 
 // noTime marks an unset time in nanoseconds.
@@ -357,22 +362,54 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 		return s.count(Ignored)
 	}
 
-	// The pair of (phone number, user) for the attribution memory, hashed
-	// up front so that its table's cache miss overlaps the dedupe table's.
+	// Attribution: statuses record theirs per (phone number, user);
+	// opt-outs and replies without one take it from there, before their
+	// dimensions are known.
 	attr := e.Attribution
 	var pair uint64
-	pairAt := -1
 	record := false
 	if r := e.Recipient; r != nil && r.Pseudonym != "" {
-		if record = e.Kind == event.KindStatus && attr != nil; record || (attr == nil && (e.Kind == event.KindInbound || optedOut(e))) {
+		record = e.Kind == event.KindStatus && attr != nil
+		if record || (attr == nil && (e.Kind == event.KindInbound || optedOut(e))) {
 			pair = s.pair(e.PhoneNumberID, r.Pseudonym)
 		}
 	}
+	pairAt := -1
+	if pair != 0 && !record {
+		pairAt = s.attr.find(pair)
+		if a, ok := s.attr.getAt(pairAt); ok {
+			attr = a
+		}
+	}
 
-	// Dedupe, store-wide and before any keyspace, so that an event counts
-	// once everywhere. Statuses dedupe on (message id, status): WhatsApp
-	// retries and the fallback channels' repeated callbacks (SMS queued,
-	// sending...) share it even when their event ids differ.
+	var vals [nDims]string
+	vals[dWABA] = e.WABAID
+	vals[dPhone] = e.PhoneNumberID
+	vals[dChannel] = string(e.Channel)
+	if attr != nil {
+		vals[dTemplate], vals[dUseCase], vals[dCampaign] = attr.Template, attr.UseCase, attr.Campaign
+	}
+	if vals[dTemplate] == "" && e.Template != nil &&
+		(e.Kind == event.KindTemplateStatus || e.Kind == event.KindTemplateQuality) {
+		vals[dTemplate] = e.Template.Name
+	}
+	if e.Recipient != nil {
+		vals[dCountry] = e.Recipient.CountryCode
+	}
+
+	// The keys are looked up before the dedupe and attribution tables are
+	// read, although a duplicate makes that work useless: every one of
+	// these lookups is a cache miss, and issued together they overlap
+	// (see findKeys).
+	var hs [nDims]keyHash
+	s.hashValues(&vals, &hs)
+	s.findKeys(&vals, &hs)
+
+	// Dedupe, store-wide and before any keyspace is updated, so that an
+	// event counts once everywhere. Statuses dedupe on (message id,
+	// status): WhatsApp retries and the fallback channels' repeated
+	// callbacks (SMS queued, sending...) share it even when their event
+	// ids differ.
 	var h uint64
 	if st != 0 && e.MessageID != "" {
 		h = entryHash(maphash.String(s.seed, e.MessageID), st)
@@ -383,7 +420,7 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 	if h != 0 {
 		at = s.dd.find(h)
 	}
-	if pair != 0 {
+	if record {
 		pairAt = s.attr.find(pair)
 	}
 	if h != 0 {
@@ -406,35 +443,10 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 		}
 		s.dd.put(h, t, at)
 	}
-
-	// Attribution: statuses record it per (phone number, user); opt-outs
-	// and replies without their own take it from there.
-	if pair != 0 {
-		if record {
-			s.attr.record(pair, pairAt, t, attr)
-		} else if a, ok := s.attr.getAt(pairAt); ok {
-			attr = a
-		}
+	if record {
+		s.attr.record(pair, pairAt, t, attr)
 	}
-
-	var vals [nDims]string
-	vals[dWABA] = e.WABAID
-	vals[dPhone] = e.PhoneNumberID
-	vals[dChannel] = string(e.Channel)
-	if attr != nil {
-		vals[dTemplate], vals[dUseCase], vals[dCampaign] = attr.Template, attr.UseCase, attr.Campaign
-	}
-	if vals[dTemplate] == "" && e.Template != nil &&
-		(e.Kind == event.KindTemplateStatus || e.Kind == event.KindTemplateQuality) {
-		vals[dTemplate] = e.Template.Name
-	}
-	if e.Recipient != nil {
-		vals[dCountry] = e.Recipient.CountryCode
-	}
-
-	var hs [nDims]keyHash
-	s.hashValues(&vals, &hs)
-	return s.count(s.applySpaces(&vals, &hs, t, &c))
+	return s.count(s.applyFound(&vals, &hs, t, &c))
 }
 
 func (s *Store) count(o Outcome) Outcome {
