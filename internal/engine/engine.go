@@ -94,7 +94,13 @@ func specsFor(set *rules.Set) ([]window.Spec, map[*rules.Rule]int, map[*rules.Ru
 	numbersSpec := map[*rules.Rule]int{}
 	for _, g := range set.Groups {
 		for _, r := range g.Rules {
-			ruleSpec[r] = add(r.By, r.Resolution, r.Window+r.Baseline)
+			span := r.Window
+			if r.BaselineKind == rules.BaselinePrevious {
+				// same_time_last_week comes from the stored rollups (the
+				// ClickHouse stage), never from a week of buckets in memory.
+				span += r.Baseline
+			}
+			ruleSpec[r] = add(r.By, r.Resolution, span)
 			if wantsNumbers(r.By) {
 				numbersSpec[r] = add([]quality.Dim{quality.DimWABA, quality.DimPhoneNumber}, r.Resolution, r.Window+numbersBaseline)
 			}
@@ -252,7 +258,7 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 			cur.NumbersActive, cur.NumbersDegraded = n[0], n[1]
 		}
 		in := &rules.Input{Values: cur, Labels: key.Labels}
-		if r.BaselineKind == "previous" {
+		if r.BaselineKind == rules.BaselinePrevious {
 			start := now.Add(-r.Window)
 			in.Baseline, _ = e.store.Values(rs.spec, key.ID, start.Add(-r.Baseline), start)
 			in.HasBaseline = hasData(&in.Baseline)
