@@ -370,7 +370,7 @@ func partitionIDs(as []kafka.PartitionAssignment) []int {
 
 func (e *Evaluator) apply(m kafka.Message) {
 	var ev event.Event
-	if err := json.Unmarshal(m.Value, &ev); err != nil || ev.SchemaVersion > event.SchemaVersion {
+	if err := event.Decode(m.Value, &ev); err != nil || ev.SchemaVersion > event.SchemaVersion {
 		e.m.events.WithLabelValues("undecodable").Inc()
 		return
 	}
