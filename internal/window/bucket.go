@@ -11,41 +11,47 @@ import (
 
 // Counter indexes of a bucket. Attempts and Reached are not stored: they
 // are Sent + FailedNoSent and Delivered + ReadNoDelivered, which keeps every
-// stored counter independent (one event adds to each at most once).
+// stored counter independent (one event adds to each at most once). The
+// order puts the counters most buckets use first: a sealed record's bitmap
+// of non-zero counters (see encodeBody) then fits in 3 varint bytes.
 const (
 	cSent = iota
 	cDelivered
 	cRead
 	cFailed
-	cAccepted
-	cDeferred
-	cFailedNoSent    // failed statuses whose message had no sent status seen
-	cReadNoDelivered // read statuses whose message had no delivered status seen
-	cOptOut
+	cFailedNoSent // failed statuses whose message had no sent status seen
 	cInbound
 	cLat0 // first sent→delivered latency histogram bin; nLatBins follow
-
-	nCounters = cLat0 + nLatBins
 )
 
-// LatencyBounds are the upper bounds of the sent→delivered latency
+// Rarer counters, after the latency bins.
+const (
+	cAccepted = cLat0 + nLatBins + iota
+	cDeferred
+	cReadNoDelivered // read statuses whose message had no delivered status seen
+	cOptOut
+
+	nCounters
+)
+
+// latencyBounds are the upper bounds of the sent→delivered latency
 // histogram bins; a last bin catches everything slower. They are fixed so
 // that buckets of every key add up without rebinning, and chosen around
 // WhatsApp's usual delivery times (seconds) with room for the slow tail
 // that quality problems produce (minutes).
-var LatencyBounds = [...]time.Duration{
+var latencyBounds = [...]time.Duration{
 	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
 	20 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
 	5 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour,
 }
 
 // nLatBins counts the bounded bins plus the +inf bin.
-const nLatBins = len(LatencyBounds) + 1
+const nLatBins = len(latencyBounds) + 1
 
 // latBin returns the histogram bin of a latency in nanoseconds: the first
 // bin whose bound is at or above it.
 func latBin(d int64) int {
-	for i, b := range LatencyBounds {
+	for i, b := range latencyBounds {
 		if d <= int64(b) {
 			return i
 		}
@@ -138,20 +144,39 @@ func (b *hotBucket) apply(c *contrib) {
 //	uint16  bucket index modulo 2^16, little endian (the key's newest bucket
 //	        disambiguates it, since a key keeps fewer than 2^16 buckets)
 //	uvarint length of the body
-//	body:   uvarint bitmap of the non-zero counters (bit nCounters: failures)
-//	        uvarint per non-zero counter, in index order
+//	body:   uvarint bitmap of the non-zero counters and of failures (see
+//	        bitOf), then a uvarint per non-zero counter, in index order
 //	        if failures: uvarint count, then per entry zigzag varint code,
 //	        class byte, uvarint n
 //
 // A typical record takes 8 to 30 bytes instead of 128.
-const failBit = 1 << nCounters
+// Bitmap bits: counter i has bit i up to the last latency bin, then comes
+// the failures bit, then the rarer counters.
+const (
+	failBit     = 1 << cAccepted
+	rareCounter = cAccepted
+)
+
+func bitOf(i int) uint64 {
+	if i >= rareCounter {
+		return 1 << (i + 1)
+	}
+	return 1 << i
+}
+
+func counterOf(bit int) int {
+	if bit > rareCounter {
+		return bit - 1
+	}
+	return bit
+}
 
 // encodeBody appends the body of b's record to dst.
 func encodeBody(dst []byte, b *hotBucket) []byte {
 	var bm uint64
 	for i, v := range b.n {
 		if v != 0 {
-			bm |= 1 << i
+			bm |= bitOf(i)
 		}
 	}
 	if len(b.fails) > 0 {
@@ -174,9 +199,9 @@ func encodeBody(dst []byte, b *hotBucket) []byte {
 	return dst
 }
 
-// appendRecord appends a whole record (header and body) for b to dst,
+// encodeRecord appends a whole record (header and body) for b to dst,
 // using scratch to build the body.
-func appendRecord(dst, scratch []byte, b *hotBucket) ([]byte, []byte) {
+func encodeRecord(dst, scratch []byte, b *hotBucket) ([]byte, []byte) {
 	scratch = encodeBody(scratch[:0], b)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(b.idx))
 	dst = binary.AppendUvarint(dst, uint64(len(scratch)))
@@ -215,7 +240,7 @@ func decodeBody(cold []byte, off int, n *[nCounters]uint64, fails []failAcc) []f
 	for m := bm &^ failBit; m != 0; m &= m - 1 {
 		var v uint64
 		v, off = uvarint(cold, off)
-		n[bits.TrailingZeros64(m)] += v
+		n[counterOf(bits.TrailingZeros64(m))] += v
 	}
 	if bm&failBit == 0 {
 		return fails
@@ -263,3 +288,37 @@ func decodeInto(cold []byte, off int, b *hotBucket) {
 		b.n[i] = uint32(v)
 	}
 }
+
+// bucketPool holds the dense buckets of a keyspace in fixed chunks, so
+// that growing it neither copies the buckets nor leaves the slack of a
+// doubled slice; freed buckets are reused first. Buckets are numbered
+// from 1 (0 means none in keyState.hot).
+type bucketPool struct {
+	chunks []*[poolChunk]hotBucket
+	n      int32 // buckets handed out so far
+	free   []int32
+}
+
+const poolChunk = 256 // 32 KiB of buckets
+
+func (p *bucketPool) at(i int32) *hotBucket {
+	i--
+	return &p.chunks[i/poolChunk][i%poolChunk]
+}
+
+func (p *bucketPool) alloc() int32 {
+	if n := len(p.free); n > 0 {
+		i := p.free[n-1]
+		p.free = p.free[:n-1]
+		return i
+	}
+	if int(p.n) == len(p.chunks)*poolChunk {
+		p.chunks = append(p.chunks, new([poolChunk]hotBucket))
+	}
+	p.n++
+	return p.n
+}
+
+func (p *bucketPool) release(i int32) { p.free = append(p.free, i) }
+
+func (p *bucketPool) live() int { return int(p.n) - len(p.free) }

@@ -46,17 +46,17 @@ const noBucket = -1 << 62
 const maxHot = 4
 
 // keyState is one key of a keyspace. Keys live in a slab indexed by the
-// keyspace map, so that the map holds no pointers and the state of a key is
-// one contiguous struct.
+// keyspace's key table, so that the table holds no pointers and the state
+// of a key is one contiguous struct.
 //
-// The map is keyed by a 128-bit hash of the key's values rather than by
+// The table is keyed by a 128-bit hash of the key's values rather than by
 // the id string: computing it costs a few nanoseconds per dimension, while
 // comparing strings costs a cache miss on the key's bytes per keyspace per
 // event, and building the id of a multi-dimension key a copy. Two keys
 // collide with probability 2^-128 per pair, far below any other error.
 type keyState struct {
 	id       string  // "" marks a free slab slot (real keys have non-empty values)
-	hash     keyHash // the key's index in the keyspace map
+	hash     keyHash // the key's hash in the key table
 	newest   int64   // newest bucket with counts, or noBucket
 	hotFloor int64   // buckets at or after it are hot, before it sealed
 	last     int64   // latest event time applied (ns), for IdleTTL
@@ -79,11 +79,10 @@ type keyspace struct {
 	maxKeys int
 	idle    int64 // ns; 0: never
 
-	m       keyTable
-	keys    []keyState
-	free    []int32
-	pool    []hotBucket
-	poolFre []int32
+	m    keyTable
+	keys []keyState
+	free []int32
+	pool bucketPool
 
 	refused, stale, expired uint64
 	// Kept up to date so that Stats is cheap: the engine reads it after
@@ -121,8 +120,21 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// slot is idx modulo hotN, with constant divisors for the usual sizes: a
+// division by a variable costs tens of cycles, and Apply takes several
+// slots per event.
 func (ks *keyspace) slot(idx int64) int {
-	r := idx % ks.hotN
+	var r int64
+	switch ks.hotN {
+	case 2:
+		return int(idx & 1)
+	case 4:
+		return int(idx & 3)
+	case 3:
+		r = idx % 3
+	default:
+		r = idx % ks.hotN
+	}
 	if r < 0 {
 		r += ks.hotN
 	}
@@ -231,7 +243,7 @@ func (ks *keyspace) lookup(s *Store, id string) (*keyState, bool) {
 	var vals [nDims]string
 	// Escaped values are unescaped into the store's scratch buffer: it
 	// may move as it grows, but values already cut keep the old array.
-	if !ks.splitID(id, &vals, s.kbuf[:0]) {
+	if !ks.splitID(id, &vals, s.idbuf[:0]) {
 		return nil, false
 	}
 	var hs [nDims]keyHash
@@ -285,21 +297,37 @@ const maxPipelined = 16
 // all their buckets, then updating, lets the processor overlap the misses
 // of different keyspaces instead of waiting for each in turn.
 func (s *Store) findKeys(vals *[nDims]string, hs *[nDims]keyHash) {
-	for i, ks := range s.spaces[:min(len(s.spaces), maxPipelined)] {
+	spaces := s.spaces[:min(len(s.spaces), maxPipelined)]
+	var at [maxPipelined]uint64
+	for i, ks := range spaces {
 		s.hh[i], s.oks[i] = ks.hashOf(vals, hs)
 		if s.oks[i] {
-			s.kis[i] = ks.m.find(s.hh[i], ks.keys)
+			s.kis[i], at[i] = ks.m.probe(s.hh[i][0])
+		}
+	}
+	for i, ks := range spaces {
+		if s.oks[i] {
+			s.kis[i] = ks.m.confirm(s.hh[i], s.kis[i], at[i], ks.keys)
 		}
 	}
 }
 
 func (s *Store) applyFound(vals *[nDims]string, hs *[nDims]keyHash, t int64, c *contrib) Outcome {
 	n := min(len(s.spaces), maxPipelined)
+	// Bucket indexes, one division per distinct resolution (usually one).
+	var idxs [maxPipelined]int64
+	res, idx := int64(0), int64(0)
+	for i, ks := range s.spaces[:n] {
+		if ks.res != res {
+			res, idx = ks.res, floorDiv(t, ks.res)
+		}
+		idxs[i] = idx
+	}
 	if c.nInc > 0 {
 		var sink uint32
 		for i, ks := range s.spaces[:n] {
 			if s.oks[i] && s.kis[i] >= 0 {
-				sink += ks.touch(&ks.keys[s.kis[i]], t)
+				sink += ks.touch(&ks.keys[s.kis[i]], idxs[i])
 			}
 		}
 		s.sink += sink
@@ -313,22 +341,21 @@ func (s *Store) applyFound(vals *[nDims]string, hs *[nDims]keyHash, t int64, c *
 		case !s.oks[i]:
 			r = NoKey
 		default:
-			r = ks.applyKey(s, vals, s.hh[i], s.kis[i], t, c)
+			r = ks.applyKey(s, vals, s.hh[i], s.kis[i], t, idxs[i], c)
 		}
 		best = min(best, r)
 	}
 	return best
 }
 
-// touch reads the dense bucket an event at t would update, if there is
-// one, so that its cache lines are on their way (see findKeys).
-func (ks *keyspace) touch(k *keyState, t int64) uint32 {
-	idx := floorDiv(t, ks.res)
+// touch reads the dense bucket of bucket idx, if there is one, so that its
+// cache lines are on their way (see findKeys).
+func (ks *keyspace) touch(k *keyState, idx int64) uint32 {
 	if idx < k.hotFloor || idx >= k.hotFloor+ks.hotN {
 		return 0
 	}
 	if p := k.hot[ks.slot(idx)]; p != 0 {
-		b := &ks.pool[p-1]
+		b := ks.pool.at(p)
 		return b.n[0] + b.n[nCounters-1]
 	}
 	return 0
@@ -340,12 +367,12 @@ func (ks *keyspace) apply(s *Store, vals *[nDims]string, hs *[nDims]keyHash, t i
 	if !ok {
 		return NoKey
 	}
-	return ks.applyKey(s, vals, h, ks.m.find(h, ks.keys), t, c)
+	return ks.applyKey(s, vals, h, ks.m.find(h, ks.keys), t, floorDiv(t, ks.res), c)
 }
 
-// applyKey counts the event for the key with hash h, found at slab index
-// ki (-1: new).
-func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32, t int64, c *contrib) Outcome {
+// applyKey counts the event at t (in bucket idx) for the key with hash h,
+// found at slab index ki (-1: new).
+func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32, t, idx int64, c *contrib) Outcome {
 	if ki < 0 {
 		if ks.maxKeys > 0 && ks.m.len() >= ks.maxKeys {
 			ks.refused++
@@ -361,7 +388,6 @@ func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32,
 	if c.nInc == 0 {
 		return Applied
 	}
-	idx := floorDiv(t, ks.res)
 	switch {
 	case k.newest == noBucket:
 		k.newest = idx
@@ -379,7 +405,7 @@ func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32,
 			p = ks.allocHot(idx)
 			k.hot[sl] = p
 		}
-		ks.pool[p-1].apply(c)
+		ks.pool.at(p).apply(c)
 		return Applied
 	}
 	ks.coldApply(s, k, idx, c)
@@ -408,28 +434,40 @@ func (ks *keyspace) setCold(k *keyState, cold []byte) {
 }
 
 func (ks *keyspace) allocHot(idx int64) int32 {
-	var p int32
-	if n := len(ks.poolFre); n > 0 {
-		p = ks.poolFre[n-1]
-		ks.poolFre = ks.poolFre[:n-1]
-	} else {
-		ks.pool = append(ks.pool, hotBucket{})
-		p = int32(len(ks.pool))
-	}
-	ks.pool[p-1].reset(idx)
+	p := ks.pool.alloc()
+	ks.pool.at(p).reset(idx)
 	return p
 }
 
 // advance makes idx the key's newest bucket: buckets that fall out of the
 // hot range are sealed, and sealed records older than the span dropped.
 func (ks *keyspace) advance(s *Store, k *keyState, idx int64) {
+	// Records are resolved against the old newest bucket, which they are
+	// all within 2^16 of; the new one may be far ahead. Trimming before
+	// sealing lets the new records reuse the room of the old ones, so that
+	// a key at a steady rate never grows its records.
+	cutoff := idx - ks.n + 1
+	ks.trim(k, cutoff)
 	if idx >= k.hotFloor+ks.hotN {
 		ks.seal(s, k, idx-ks.hotN+1)
+		ks.trim(k, cutoff) // after a jump, sealed buckets may be out of span already
 	}
-	// Records are resolved against the old newest bucket, which they are
-	// all within 2^16 of; the new one may be far ahead.
-	ks.trim(k, idx-ks.n+1)
 	k.newest = idx
+}
+
+// reserve makes room for extra more bytes of sealed records. It grows to
+// the size needed plus coldSlack rather than by append's doubling: records
+// are most of a key's memory, and once its span is full a key's records
+// keep a steady size (advance trims before it appends).
+const coldSlack = 32 // for the slow path, which lengthens records by a few bytes
+
+func (ks *keyspace) reserve(k *keyState, extra int) {
+	if cap(k.cold)-len(k.cold) >= extra {
+		return
+	}
+	cold := make([]byte, len(k.cold), len(k.cold)+extra+coldSlack)
+	copy(cold, k.cold)
+	ks.setCold(k, cold)
 }
 
 // seal moves the hot buckets before floor into the sealed records and
@@ -445,11 +483,9 @@ func (ks *keyspace) seal(s *Store, k *keyState, floor int64) {
 		if p == 0 {
 			continue
 		}
-		var cold []byte
-		cold, s.scratch = appendRecord(k.cold, s.scratch, &ks.pool[p-1])
-		ks.setCold(k, cold)
+		ks.appendRecord(s, k, ks.pool.at(p))
 		k.hot[sl] = 0
-		ks.poolFre = append(ks.poolFre, p)
+		ks.pool.release(p)
 	}
 	k.hotFloor = floor
 }
@@ -490,8 +526,16 @@ func (ks *keyspace) coldApply(s *Store, k *keyState, idx int64, c *contrib) {
 		off = next
 	}
 	b.apply(c)
-	s.recbuf, s.scratch = appendRecord(s.recbuf[:0], s.scratch, b)
+	s.recbuf, s.scratch = encodeRecord(s.recbuf[:0], s.scratch, b)
+	ks.reserve(k, len(s.recbuf)-(end-start))
 	ks.setCold(k, splice(k.cold, start, end, s.recbuf))
+}
+
+// appendRecord seals b at the end of k's records.
+func (ks *keyspace) appendRecord(s *Store, k *keyState, b *hotBucket) {
+	s.recbuf, s.scratch = encodeRecord(s.recbuf[:0], s.scratch, b)
+	ks.reserve(k, len(s.recbuf))
+	ks.setCold(k, append(k.cold, s.recbuf...))
 }
 
 // splice replaces p[start:end] with r.
@@ -525,6 +569,10 @@ func (ks *keyspace) expire(s *Store, now int64) {
 		if k.newest != noBucket {
 			ks.seal(s, k, nowIdx-ks.hotN+1)
 		}
+		// A key that got quieter gives back the room of its busier past.
+		if c := cap(k.cold); c > 2*len(k.cold)+64 {
+			ks.setCold(k, append([]byte(nil), k.cold...))
+		}
 		if k.latest != nil {
 			ks.states -= k.latest.trim(now - ks.span)
 		}
@@ -535,7 +583,7 @@ func (ks *keyspace) drop(ki int32) {
 	k := &ks.keys[ki]
 	for _, p := range k.hot {
 		if p != 0 {
-			ks.poolFre = append(ks.poolFre, p)
+			ks.pool.release(p)
 		}
 	}
 	ks.m.remove(k.hash[0], ki)
@@ -551,14 +599,13 @@ func (ks *keyspace) drop(ki int32) {
 // stats reads the keyspace's counters and estimates its bytes without
 // visiting its keys.
 func (ks *keyspace) stats() (SpecStats, int64) {
-	ss := SpecStats{Keys: ks.m.len(), HotBuckets: len(ks.pool) - len(ks.poolFre), ColdBytes: ks.coldLen,
+	ss := SpecStats{Keys: ks.m.len(), HotBuckets: ks.pool.live(), ColdBytes: ks.coldLen,
 		Refused: ks.refused, Stale: ks.stale, Expired: ks.expired}
-	// Map slots (hash and index) at a typical 3/4 load, the slab, the
-	// dense bucket pool with a few failure entries each, sealed records,
-	// ids of about 20 bytes, state changes.
+	// The key table, the slab, the dense bucket pool with a few failure
+	// entries each, sealed records, ids of about 20 bytes, state changes.
 	b := int64(len(ks.m.slots)) * int64(unsafe.Sizeof(keySlot{}))
 	b += int64(cap(ks.keys)) * int64(unsafe.Sizeof(keyState{}))
-	b += int64(cap(ks.pool)) * int64(unsafe.Sizeof(hotBucket{})+2*unsafe.Sizeof(failCount{}))
+	b += int64(len(ks.pool.chunks)*poolChunk) * int64(unsafe.Sizeof(hotBucket{})+2*unsafe.Sizeof(failCount{}))
 	b += int64(ks.coldCap) + int64(ks.m.len())*24
 	b += int64(ks.states) * int64(unsafe.Sizeof(stateEntry{})+16)
 	return ss, b

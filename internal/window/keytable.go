@@ -45,6 +45,45 @@ func (t *keyTable) find(h keyHash, keys []keyState) int32 {
 	}
 }
 
+// probe returns the slab index in the first slot holding h0 or, at an
+// empty slot, -1, with the slot's position; resume continues after a slot
+// whose key did not match on the second hash half. Split so that callers
+// can read the slots of several tables before any key state (see
+// Store.findKeys).
+func (t *keyTable) probe(h0 uint64) (int32, uint64) {
+	if len(t.slots) == 0 {
+		return -1, 0
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h0 & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.h == 0 {
+			return -1, i
+		}
+		if s.h == h0 {
+			return s.ki, i
+		}
+	}
+}
+
+// confirm checks a probe's answer against the second hash half, and
+// probes further in the (2^-64 rare) case it belongs to another key.
+func (t *keyTable) confirm(h keyHash, ki int32, at uint64, keys []keyState) int32 {
+	if ki < 0 || keys[ki].hash[1] == h[1] {
+		return ki
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := (at + 1) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.h == 0 {
+			return -1
+		}
+		if s.h == h[0] && keys[s.ki].hash[1] == h[1] {
+			return s.ki
+		}
+	}
+}
+
 func (t *keyTable) insert(h uint64, ki int32) {
 	if 2*(t.n+1) > len(t.slots) {
 		t.grow()

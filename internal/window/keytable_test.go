@@ -19,6 +19,10 @@ func TestKeyTable(t *testing.T) {
 		if got := tb.find(h, keys); (got >= 0) != ok || (ok && got != ki) {
 			t.Fatalf("step %d: find(%x) = %d, want %d (%v)", step, h, got, ki, ok)
 		}
+		p, at := tb.probe(h[0])
+		if got := tb.confirm(h, p, at, keys); (got >= 0) != ok || (ok && got != ki) {
+			t.Fatalf("step %d: probe and confirm(%x) = %d, want %d (%v)", step, h, got, ki, ok)
+		}
 		switch {
 		case !ok && rng.IntN(3) > 0:
 			ki = int32(len(keys))

@@ -12,8 +12,9 @@ import (
 // miss for the lookup, one for the insertion's eviction and one for the
 // related status (sent for a delivered), at about 45 bytes an entry. Here
 // an entry lives in one of two adjacent sets of 4 ways (2 cache lines at
-// most), chosen by a placement hash; statuses of one message share their
-// placement, so that finding the sent of a delivered costs nothing more.
+// most), chosen by the upper 32 bits of its hash; the statuses of one
+// message share those (see entryHash), so that finding the sent of a
+// delivered costs nothing more.
 // Nothing is ever deleted: an entry past its horizon is treated as absent
 // and its slot reused, and when the table is at its bound a new entry
 // replaces the oldest (by event time) of the 8 it may go to. A table only
@@ -53,7 +54,7 @@ type ddSet struct {
 // sent time).
 type dedupe struct {
 	sets    []ddSet
-	used    int // slots ever filled
+	used    int // slots filled, current or past the horizon
 	maxSets int // 0: no bound
 	cutoff  int64
 	evicted uint64
@@ -167,6 +168,7 @@ func (d *dedupe) grow() {
 		n = min(n, d.maxSets)
 	}
 	d.sets, d.used = make([]ddSet, n), 0
+	adviseHuge(d.sets)
 	for i := range old {
 		for w := range ways {
 			if h := old[i].h[w]; h != 0 && old[i].t[w] >= d.cutoff {
@@ -342,6 +344,7 @@ func (a *attrMemory) grow() {
 		n = min(n, a.maxSets)
 	}
 	a.sets, a.used = make([]atSet, n), 0
+	adviseHuge(a.sets)
 	for i := range old {
 		for w := range ways {
 			if h := old[i].h[w]; h != 0 && old[i].t[w] >= a.cutoff {

@@ -171,7 +171,7 @@ func (r *ref) apply(p int, e *event.Event) Outcome {
 		pk := e.PhoneNumberID + "\x00" + e.Recipient.Pseudonym
 		old, ok := r.attr[pk]
 		ok = ok && old.t >= r.atCut
-		if e.Kind == event.KindStatus && attr != nil {
+		if e.Kind == event.KindStatus && (e.Status == "sent" || e.Status == "accepted") && attr != nil {
 			if !ok || t >= old.t {
 				r.attr[pk] = refAttr{t: t, a: *attr}
 			}
@@ -757,7 +757,7 @@ func checkStats(t *testing.T, st *Store) {
 				if p == 0 {
 					continue
 				}
-				if b := ks.pool[p-1].idx; b < k.hotFloor || b >= k.hotFloor+ks.hotN || ks.slot(b) != sl {
+				if b := ks.pool.at(p).idx; b < k.hotFloor || b >= k.hotFloor+ks.hotN || ks.slot(b) != sl {
 					t.Fatalf("spec %d key %q: hot bucket %d misplaced (floor %d)", si, k.id, b, k.hotFloor)
 				}
 			}

@@ -138,7 +138,7 @@ type Store struct {
 	dd          dedupe
 	attr        attrMemory
 
-	kbuf     []byte // key of a multi-dimension keyspace, rebuilt per event
+	idbuf    []byte // unescaped values of a key id being looked up (Values)
 	scratch  []byte // record body being encoded
 	recbuf   []byte // record being rewritten by the slow path
 	scratchB hotBucket
@@ -362,14 +362,17 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 		return s.count(Ignored)
 	}
 
-	// Attribution: statuses record theirs per (phone number, user);
-	// opt-outs and replies without one take it from there, before their
+	// Attribution: sent (and accepted) statuses record theirs per (phone
+	// number, user): the template a user got is the one last sent to
+	// them, and the later statuses of a message would only read the
+	// memory again (a cache miss each) to find the same. Opt-outs and
+	// replies without an attribution take it from there, before their
 	// dimensions are known.
 	attr := e.Attribution
 	var pair uint64
 	record := false
 	if r := e.Recipient; r != nil && r.Pseudonym != "" {
-		record = e.Kind == event.KindStatus && attr != nil
+		record = (st == stSent || st == stAccepted) && attr != nil
 		if record || (attr == nil && (e.Kind == event.KindInbound || optedOut(e))) {
 			pair = s.pair(e.PhoneNumberID, r.Pseudonym)
 		}
@@ -476,10 +479,12 @@ func (s *Store) hashValues(vals *[nDims]string, hs *[nDims]keyHash) {
 }
 
 // Expire drops idle keys and the dedupe and attribution entries past their
-// horizons, all measured against now, an event-time clock (the engine's
-// choice; the minimum watermark of its partitions is the safe one). It
-// also seals buckets that can no longer be hot into their compact form. It
-// visits every key: call it about once per resolution, not per event.
+// horizons, all measured against now (event time: the minimum watermark of
+// the engine's partitions is the safe choice; wall time works when the
+// stream is live). It also seals dense buckets older than now minus the
+// allowed lateness into their compact form, and trims state history. It
+// visits every key (about 5 ns each): call it once per evaluation, not per
+// event.
 func (s *Store) Expire(now time.Time) {
 	n := nanos(now)
 	if s.o.DedupeHorizon > 0 {
@@ -495,7 +500,10 @@ func (s *Store) Expire(now time.Time) {
 
 // Stats are the store's sizes and counters.
 type Stats struct {
-	Specs              []SpecStats
+	Specs []SpecStats
+	// Entries of the dedupe and attribution memories: slots in use,
+	// including entries past their horizon that the next entry placed
+	// there reuses (forgetting is lazy).
 	DedupeEntries      int
 	AttributionEntries int
 	// Events by outcome, indexed by Outcome.
@@ -505,6 +513,15 @@ type Stats struct {
 	// ApproxBytes estimates the memory held, from sizes and capacities
 	// (maps estimated at their typical load; string sizes as stored).
 	ApproxBytes int64
+}
+
+// TotalKeys is the number of keys over all keyspaces.
+func (s Stats) TotalKeys() int {
+	n := 0
+	for _, sp := range s.Specs {
+		n += sp.Keys
+	}
+	return n
 }
 
 // SpecStats are the sizes and counters of one keyspace.
@@ -517,13 +534,12 @@ type SpecStats struct {
 	Expired    uint64 // keys dropped by IdleTTL
 }
 
-// Stats returns the current sizes and counters. It walks the dedupe and
-// attribution tables to count their live entries (tens of milliseconds at
-// millions of entries): call it for metrics, not per event.
+// Stats returns the current sizes and counters, without visiting keys or
+// entries: the engine reads it after every evaluation.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		DedupeEntries:      s.dd.live(),
-		AttributionEntries: s.attr.live(),
+		DedupeEntries:      s.dd.used,
+		AttributionEntries: s.attr.used,
 		Outcomes:           s.outcomes,
 		DedupeEvicted:      s.dd.evicted,
 		AttributionEvicted: s.attr.evicted,

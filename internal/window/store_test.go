@@ -248,7 +248,10 @@ func TestOptOutAttribution(t *testing.T) {
 	s.Apply(0, status("m2", "sent", at(time.Second), "bob", "billing"))
 	// A later status of an older message does not replace the newer
 	// attribution of bob.
-	s.Apply(0, status("m0", "delivered", at(-time.Minute), "bob", "old"))
+	s.Apply(0, status("m0", "sent", at(-time.Minute), "bob", "old"))
+	// Later statuses do not record: alice's read of an older message
+	// leaves her last sent template in place.
+	s.Apply(0, status("m9", "read", at(30*time.Second), "alice", "other"))
 
 	kw := &event.Event{ID: "in1", Kind: event.KindInbound, EventTime: at(time.Minute), WABAID: "waba1", PhoneNumberID: "phone1",
 		Recipient: &event.Recipient{Pseudonym: "alice"}, OptOut: &event.OptOut{Source: "keyword"}}
@@ -278,8 +281,8 @@ func TestOptOutAttribution(t *testing.T) {
 	if v := win(1, "uc|camp"); v.OptOuts != 3 {
 		t.Errorf("use case and campaign: opt-outs %d, want 3", v.OptOuts)
 	}
-	if _, ok := s.Values(0, "old", at(0), at(time.Hour)); !ok {
-		t.Errorf("the delivered status of m0 should count under its own template")
+	if _, ok := s.Values(0, "old", at(-time.Hour), at(time.Hour)); !ok {
+		t.Errorf("the sent status of m0 should count under its own template")
 	}
 	// Per number, every opt-out counts, attributed or not.
 	if v := win(2, "phone1"); v.OptOuts != 4 {
@@ -296,8 +299,8 @@ func TestOptOutAttribution(t *testing.T) {
 	if v := values(t, s, 0, "promo", at(time.Hour), at(2*time.Hour)); v.OptOuts != 0 {
 		t.Errorf("opt-out attributed after the TTL")
 	}
-	if st := s.Stats(); st.AttributionEntries != 0 {
-		t.Errorf("attribution entries after TTL %d", st.AttributionEntries)
+	if n := s.attr.live(); n != 0 {
+		t.Errorf("live attribution entries after TTL %d", n)
 	}
 }
 
@@ -306,7 +309,7 @@ func TestAttributionBound(t *testing.T) {
 	s.Apply(0, status("m1", "sent", at(0), "alice", "a"))
 	s.Apply(0, status("m2", "sent", at(0), "bob", "b"))
 	// alice is recorded again: bob becomes the least recently recorded.
-	s.Apply(0, status("m1", "delivered", at(time.Second), "alice", "a"))
+	s.Apply(0, status("m6", "sent", at(time.Second), "alice", "a"))
 	s.Apply(0, status("m3", "sent", at(time.Second), "carol", "c"))
 	s.Apply(0, status("m4", "sent", at(time.Second), "dave", "d"))
 	s.Apply(0, status("m5", "sent", at(2*time.Second), "erin", "e"))
@@ -644,4 +647,64 @@ func TestNoAllocSteadyState(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Values: %v allocations per call", allocs)
 	}
+}
+
+// TestManyKeyspaces covers the keyspaces beyond maxPipelined, applied one
+// by one.
+func TestManyKeyspaces(t *testing.T) {
+	var specs []Spec
+	for i := range maxPipelined + 3 {
+		specs = append(specs, Spec{By: dims(quality.DimPhoneNumber), Resolution: time.Duration(i+1) * time.Second, Span: time.Hour})
+	}
+	s := New(Options{}, specs)
+	expect(t, s.Apply(0, status("a", "sent", at(0), "u", "")), Applied)
+	for i := range specs {
+		if v := values(t, s, i, "phone1", at(0), at(time.Minute)); v.Sent != 1 {
+			t.Errorf("spec %d: sent %d", i, v.Sent)
+		}
+	}
+	// Without a phone number no keyspace has the event's dimensions.
+	e := status("b", "sent", at(0), "u", "")
+	e.PhoneNumberID = ""
+	expect(t, s.Apply(0, e), NoKey)
+}
+
+// TestMemoryGrowth fills the dedupe and attribution tables far past their
+// initial size, without bounds, and checks that every entry survives the
+// growths.
+func TestMemoryGrowth(t *testing.T) {
+	s := New(Options{AllowedLateness: time.Hour}, []Spec{byTemplate})
+	const n = 5000
+	for i := range n {
+		user := fmt.Sprintf("user%d", i)
+		expect(t, s.Apply(0, status(fmt.Sprint("m", i), "sent", at(time.Duration(i)*time.Millisecond), user, fmt.Sprint("tpl", i%7))), Applied)
+	}
+	if len(s.attr.sets) <= minSets || len(s.dd.sets) <= minSets {
+		t.Fatalf("tables did not grow: %d and %d sets", len(s.attr.sets), len(s.dd.sets))
+	}
+	for i := range n {
+		expect(t, s.Apply(0, status(fmt.Sprint("m", i), "sent", at(time.Duration(i)*time.Millisecond), "x", "tpl0")), Duplicate)
+		o := &event.Event{ID: fmt.Sprint("o", i), Kind: event.KindUserPreference, EventTime: at(time.Second), PhoneNumberID: "phone1",
+			Recipient: &event.Recipient{Pseudonym: fmt.Sprintf("user%d", i)}, OptOut: &event.OptOut{Source: "user_preferences"}}
+		expect(t, s.Apply(0, o), Applied)
+	}
+	for i := range 7 {
+		if v := values(t, s, 0, fmt.Sprint("tpl", i), at(0), at(time.Minute)); v.OptOuts != int64(n/7)+btoi(i < n%7) {
+			t.Errorf("tpl%d: %d opt-outs", i, v.OptOuts)
+		}
+	}
+	st := s.Stats()
+	if st.TotalKeys() != 7 || st.AttributionEntries != n || st.DedupeEntries != 2*n {
+		t.Errorf("stats: %d keys, %d attributions, %d dedupe entries", st.TotalKeys(), st.AttributionEntries, st.DedupeEntries)
+	}
+	if got := fmt.Sprint(Applied, Late, Future, Ignored, Duplicate, Refused, Stale, NoKey, Outcome(99)); got != "applied late future ignored duplicate refused stale no_key Outcome(99)" {
+		t.Errorf("outcome names: %s", got)
+	}
+}
+
+func btoi(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -72,7 +72,7 @@ func (s *Store) Values(spec int, keyID string, from, to time.Time) (quality.Valu
 			if p == 0 {
 				continue
 			}
-			b := &ks.pool[p-1]
+			b := ks.pool.at(p)
 			if b.idx < lo || b.idx > hi {
 				continue
 			}
@@ -169,17 +169,17 @@ func quantile(hist *[nLatBins]uint64, total uint64, q float64) float64 {
 		}
 		lo := 0.0
 		if i > 0 {
-			lo = LatencyBounds[i-1].Seconds()
+			lo = latencyBounds[i-1].Seconds()
 		}
 		if cum+float64(c) >= rank {
 			if i == nLatBins-1 {
 				return lo
 			}
-			return lo + (LatencyBounds[i].Seconds()-lo)*(rank-cum)/float64(c)
+			return lo + (latencyBounds[i].Seconds()-lo)*(rank-cum)/float64(c)
 		}
 		cum += float64(c)
 	}
-	return LatencyBounds[len(LatencyBounds)-1].Seconds()
+	return latencyBounds[len(latencyBounds)-1].Seconds()
 }
 
 // stateEntry is one latest-state change of a key.

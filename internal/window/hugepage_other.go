@@ -1,0 +1,5 @@
+//go:build !linux
+
+package window
+
+func adviseHuge[T any](s []T) {}
