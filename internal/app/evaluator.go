@@ -49,7 +49,8 @@ type Evaluator struct {
 	wg       sync.WaitGroup
 
 	reloads    chan chan error
-	partitions []int // assigned in the current generation; used by the consuming goroutine only
+	joinedAt   atomic.Int64 // unix nanos of the last generation join (benchmarks)
+	partitions []int        // assigned in the current generation; used by the consuming goroutine only
 	caughtUp   atomic.Bool
 	mu         sync.Mutex // guards active
 	active     []alert.Alert
@@ -246,9 +247,67 @@ func (e *Evaluator) consume(ctx context.Context) {
 	}
 }
 
-type fetched struct {
-	msg kafka.Message
-	err error
+// inbox queues what the partition readers fetched for the applying
+// goroutine, in batches, bounded: a reader waits while it is full.
+type inbox struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	msgs   []kafka.Message
+	spare  []kafka.Message
+	err    error
+	max    int
+	closed bool
+	ready  chan struct{} // has a value when msgs or err is waiting
+}
+
+func newInbox(max int) *inbox {
+	b := &inbox{max: max, ready: make(chan struct{}, 1)}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// put queues one fetched message (or the reader's error); false when the
+// inbox is closed.
+func (b *inbox) put(ctx context.Context, m kafka.Message, err error) bool {
+	b.mu.Lock()
+	for len(b.msgs) >= b.max && !b.closed {
+		b.cond.Wait()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	if err != nil {
+		if b.err == nil && ctx.Err() == nil {
+			b.err = err
+		}
+	} else {
+		b.msgs = append(b.msgs, m)
+	}
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns everything queued; the slice is valid until the next take.
+func (b *inbox) take() ([]kafka.Message, error) {
+	b.mu.Lock()
+	out, err := b.msgs, b.err
+	b.msgs, b.spare = b.spare[:0], out
+	b.err = nil
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	return out, err
+}
+
+func (b *inbox) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 // runGeneration rebuilds the windows of the assigned partitions from the
@@ -258,6 +317,7 @@ type fetched struct {
 func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, topic string) {
 	assigned := gen.Assignments[topic]
 	e.partitions = partitionIDs(assigned)
+	e.joinedAt.Store(time.Now().UnixNano())
 	e.caughtUp.Store(false)
 	now := e.now()
 	since := now.Add(-e.eng.LongestSpan() - e.cfg.Evaluator.AllowedLateness)
@@ -266,7 +326,7 @@ func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, to
 		e.log.Warn("offsets for rebuild", "err", err)
 		return
 	}
-	msgs := make(chan fetched, 4096)
+	box := newInbox(64 << 10)
 	genCtx, stop := context.WithCancel(ctx)
 	var readers sync.WaitGroup
 	for _, pa := range assigned {
@@ -285,12 +345,7 @@ func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, to
 			defer r.Close()
 			for {
 				m, err := r.ReadMessage(genCtx)
-				select {
-				case msgs <- fetched{m, err}:
-				case <-genCtx.Done():
-					return
-				}
-				if err != nil {
+				if !box.put(genCtx, m, err) || err != nil {
 					return
 				}
 			}
@@ -313,6 +368,7 @@ func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, to
 		commit.Stop()
 		e.commit(gen, topic, applied, committed)
 		stop()
+		box.close()
 		readers.Wait()
 	}()
 	genDone := make(chan struct{})
@@ -327,17 +383,23 @@ func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, to
 			return
 		case <-genDone:
 			return
-		case f := <-msgs:
-			if f.err != nil {
+		case <-box.ready:
+			// Apply everything the readers have queued in one go: one
+			// wake-up per batch, not one channel operation per event.
+			batch, err := box.take()
+			for i := range batch {
+				m := &batch[i]
+				e.apply(*m)
+				applied[m.Partition] = m.Offset + 1
+				if m.Offset+1 >= ends[m.Partition] {
+					caughtUp[m.Partition] = true
+				}
+			}
+			if err != nil {
 				if ctx.Err() == nil {
-					e.log.Warn("read events", "err", f.err)
+					e.log.Warn("read events", "err", err)
 				}
 				return
-			}
-			e.apply(f.msg)
-			applied[f.msg.Partition] = f.msg.Offset + 1
-			if f.msg.Offset+1 >= ends[f.msg.Partition] {
-				caughtUp[f.msg.Partition] = true
 			}
 		case <-commit.C:
 			e.commit(gen, topic, applied, committed)
