@@ -101,9 +101,10 @@ func newEvaluatorMetrics(reg prometheus.Registerer) evaluatorMetrics {
 		commitFailure: f.NewCounter(prometheus.CounterOpts{Name: "vigia_evaluator_commit_failures_total",
 			Help: "Offset commits that failed (retried at the next interval)."}),
 	}
-	for _, o := range []string{"applied", "duplicate", "late", "no_key", "undecodable"} {
-		m.events.WithLabelValues(o)
+	for o := window.Applied; o.String() != fmt.Sprintf("Outcome(%d)", o); o++ {
+		m.events.WithLabelValues(o.String())
 	}
+	m.events.WithLabelValues("undecodable")
 	for _, s := range []string{"pending", "firing", "resolved", "inactive"} {
 		m.alertChanges.WithLabelValues(s)
 	}
@@ -129,6 +130,7 @@ func NewEvaluator(cfg config.Config, log *slog.Logger) (*Evaluator, error) {
 	e.eng = engine.New(set, engine.Options{Window: window.Options{
 		AllowedLateness: ev.AllowedLateness, DedupeHorizon: ev.DedupeHorizon, IdleTTL: ev.IdleTTL,
 		MaxKeys: ev.MaxKeys, MaxDedupe: ev.MaxDedupe, MaxAttribution: ev.MaxAttribution,
+		AttributionTTL: ev.AttributionTTL, MaxFutureSkew: ev.MaxFutureSkew,
 	}})
 	e.m.reloadOK.Set(1)
 	e.m.reloadTime.Set(float64(time.Now().Unix()))

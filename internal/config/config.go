@@ -37,6 +37,8 @@ type Evaluator struct {
 	MaxKeys         int           `yaml:"max_keys" help:"bound on keys per keyspace; new keys beyond it are refused and counted"`
 	MaxDedupe       int           `yaml:"max_dedupe" help:"bound on remembered (message id, status) pairs"`
 	MaxAttribution  int           `yaml:"max_attribution" help:"bound on remembered (number, user) -> last template pairs, for opt-out attribution"`
+	AttributionTTL  time.Duration `yaml:"attribution_ttl" help:"how long the last template sent to a user is remembered for attributing their opt-outs"`
+	MaxFutureSkew   time.Duration `yaml:"max_future_skew" help:"events stamped further than this after their receive time are refused (a wrong clock must not move the watermark)"`
 	CommitInterval  time.Duration `yaml:"commit_interval" help:"how often applied offsets are committed"`
 }
 
@@ -164,6 +166,8 @@ func Default() Config {
 			MaxKeys:         200000,
 			MaxDedupe:       5000000,
 			MaxAttribution:  1000000,
+			AttributionTTL:  24 * time.Hour,
+			MaxFutureSkew:   5 * time.Minute,
 			CommitInterval:  time.Second,
 		},
 	}

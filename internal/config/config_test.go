@@ -127,7 +127,8 @@ func TestLoadFullFile(t *testing.T) {
 		SendGrid: SendGrid{PublicKeys: []string{"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"}, MaxSkew: 5 * time.Minute, WABAID: "102290129340398"},
 		Evaluator: Evaluator{Listen: "0.0.0.0:9091", Rules: []string{"/etc/vigia/rules", "/etc/vigia/extra.yaml"}, GroupID: "prod-evaluator",
 			AlertsTopic: "prod.alerts", AlertsRetention: 240 * time.Hour, AllowedLateness: time.Minute, DedupeHorizon: time.Hour,
-			IdleTTL: 6 * time.Hour, MaxKeys: 1000, MaxDedupe: 2000, MaxAttribution: 3000, CommitInterval: 2 * time.Second},
+			IdleTTL: 6 * time.Hour, MaxKeys: 1000, MaxDedupe: 2000, MaxAttribution: 3000, CommitInterval: 2 * time.Second,
+			AttributionTTL: 12 * time.Hour, MaxFutureSkew: time.Minute},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("full.yaml:\n got %+v\nwant %+v", cfg, want)
@@ -510,8 +511,8 @@ func TestDescribe(t *testing.T) {
 	if _, ok := byKey["meta.phone_numbers"]; ok {
 		t.Error("meta.phone_numbers (YAML-only) is described as a setting")
 	}
-	if len(rows) != 48 {
-		t.Errorf("described %d settings, want 48", len(rows))
+	if len(rows) != 50 {
+		t.Errorf("described %d settings, want 50", len(rows))
 	}
 	// No secret text leaks in any value.
 	for _, r := range rows {

@@ -167,6 +167,8 @@ func (c *Config) validateEvaluator(seen map[string]string) []error {
 	positive("evaluator.dedupe_horizon", ev.DedupeHorizon)
 	positive("evaluator.idle_ttl", ev.IdleTTL)
 	positive("evaluator.commit_interval", ev.CommitInterval)
+	positive("evaluator.attribution_ttl", ev.AttributionTTL)
+	positive("evaluator.max_future_skew", ev.MaxFutureSkew)
 	if ev.AllowedLateness < 0 {
 		bad("evaluator.allowed_lateness", "must not be negative")
 	}
