@@ -136,9 +136,8 @@ func (d *decoder) literal(lit string) error {
 
 // member moves to the next member of a struct's object, whose '{' (first)
 // or previous member has been consumed. It returns the index in keys of the
-// member's key with d.pos on the first byte of its value; or lookupKey and
-// the key itself, for the caller to look up; or ok false after the closing
-// '}'.
+// member's key (-1 for a key the struct does not have) with d.pos on the
+// first byte of its value; or ok false after the closing '}'.
 //
 // json.Marshal writes the members in the order of keys, without spaces,
 // omitting some: so the input is first compared with keys[*next], then
@@ -146,7 +145,7 @@ func (d *decoder) literal(lit string) error {
 // costs one comparison for most members instead of scanning the key and
 // switching on it. Anything else (spaces, escapes, another order, another
 // case, unknown keys) takes the general path, rawMember.
-func (d *decoder) member(first bool, keys []memberKey, next *int) (f int, key []byte, ok bool, err error) {
+func (d *decoder) member(first bool, keys []memberKey, next *int) (f int, ok bool, err error) {
 	// This is memberKey.at, written out: the call cost as much as the
 	// comparison.
 	if j := *next; j < len(keys) {
@@ -167,7 +166,7 @@ func (d *decoder) member(first bool, keys []memberKey, next *int) (f int, key []
 			if match && binary.LittleEndian.Uint64(b[8*k.last:])&k.mask == k.w[k.last] && !isSpace(b[k.n]) {
 				d.pos = i + k.n
 				*next = j + 1
-				return j, nil, true, nil
+				return j, true, nil
 			}
 		}
 	}
@@ -175,7 +174,7 @@ func (d *decoder) member(first bool, keys []memberKey, next *int) (f int, key []
 }
 
 // memberSlow is member past its first guess.
-func (d *decoder) memberSlow(first bool, keys []memberKey, next *int) (f int, key []byte, ok bool, err error) {
+func (d *decoder) memberSlow(first bool, keys []memberKey, next *int) (f int, ok bool, err error) {
 	data, i := d.data, d.pos
 	if !first && i < len(data) && data[i] == ',' {
 		i++
@@ -185,12 +184,34 @@ func (d *decoder) memberSlow(first bool, keys []memberKey, next *int) (f int, ke
 			if keys[j].at(data, i) {
 				d.pos = i + keys[j].n
 				*next = j + 1
-				return j, nil, true, nil
+				return j, true, nil
 			}
 		}
 	}
-	key, ok, err = d.rawMember(first)
-	return lookupKey, key, ok, err
+	key, ok, err := d.rawMember(first)
+	if err != nil || !ok {
+		return -1, ok, err
+	}
+	// encoding/json matches a key exactly, then case-insensitively.
+	if f = keyIndex(keys, key); f < 0 {
+		if k := d.foldKey(key); k != nil {
+			f = keyIndex(keys, k)
+		}
+	}
+	if f >= 0 {
+		*next = f + 1
+	}
+	return f, true, nil
+}
+
+// keyIndex returns the index in keys of the member named key, or -1.
+func keyIndex(keys []memberKey, key []byte) int {
+	for i := range keys {
+		if keys[i].name == string(key) {
+			return i
+		}
+	}
+	return -1
 }
 
 // memberKey is a member key as json.Marshal writes it, quotes and colon
@@ -201,6 +222,7 @@ type memberKey struct {
 	last int       // index in w of the last word
 	mask uint64    // the bytes of the last word that belong to the key
 	n    int       // length in bytes
+	name string    // the member's name, without quotes and colon
 	need int       // bytes at needs to read: whole words, and one after the key
 }
 
@@ -225,6 +247,7 @@ func makeKeys(keys ...string) []memberKey {
 			mk[i].mask = 1<<(8*r) - 1
 		}
 		mk[i].n = len(k)
+		mk[i].name = k[1 : len(k)-2]
 		mk[i].need = max(8*(mk[i].last+1), len(k)+1)
 	}
 	return mk
@@ -248,11 +271,6 @@ func (k *memberKey) at(data []byte, i int) bool {
 }
 
 func isSpace(c byte) bool { return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r') }
-
-// lookupKey is member's answer for a key it read but did not look up: the
-// caller does, with its struct's index function (a call through a function
-// value would make the decoder, whose buffer the key may be in, escape).
-const lookupKey = -2
 
 // rawMember moves to the next member of an object whose '{' (first) or
 // previous member has been consumed. It returns the member's key, with
@@ -935,78 +953,12 @@ var eventKeys = makeKeys(
 	`"capability":`,
 )
 
-// eventIndex returns the index in eventKeys of the member named key, or -1.
-func eventIndex(key []byte) int {
-	switch string(key) {
-	case "schema_version":
-		return 0
-	case "id":
-		return 1
-	case "kind":
-		return 2
-	case "channel":
-		return 3
-	case "source":
-		return 4
-	case "field":
-		return 5
-	case "event_time":
-		return 6
-	case "receive_time":
-		return 7
-	case "waba_id":
-		return 8
-	case "phone_number_id":
-		return 9
-	case "display_phone_number":
-		return 10
-	case "message_id":
-		return 11
-	case "status":
-		return 12
-	case "recipient":
-		return 13
-	case "error":
-		return 14
-	case "pricing":
-		return 15
-	case "conversation":
-		return 16
-	case "attribution":
-		return 17
-	case "inbound":
-		return 18
-	case "opt_out":
-		return 19
-	case "quality":
-		return 20
-	case "template":
-		return 21
-	case "account":
-		return 22
-	case "capability":
-		return 23
-	}
-	return -1
-}
-
 func (d *decoder) event(ev *Event) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, eventKeys, &next)
+		f, ok, err := d.member(first, eventKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = eventIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = eventIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // schema_version
@@ -1108,38 +1060,12 @@ var recipientKeys = makeKeys(
 	`"type":`,
 )
 
-// recipientIndex returns the index in recipientKeys of the member named key, or -1.
-func recipientIndex(key []byte) int {
-	switch string(key) {
-	case "pseudonym":
-		return 0
-	case "country_code":
-		return 1
-	case "id_kind":
-		return 2
-	case "type":
-		return 3
-	}
-	return -1
-}
-
 func (d *decoder) recipient(v *Recipient) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, recipientKeys, &next)
+		f, ok, err := d.member(first, recipientKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = recipientIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = recipientIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // pseudonym
@@ -1167,36 +1093,12 @@ var errorKeys = makeKeys(
 	`"title":`,
 )
 
-// errorIndex returns the index in errorKeys of the member named key, or -1.
-func errorIndex(key []byte) int {
-	switch string(key) {
-	case "code":
-		return 0
-	case "class":
-		return 1
-	case "title":
-		return 2
-	}
-	return -1
-}
-
 func (d *decoder) errorBlock(v *Error) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, errorKeys, &next)
+		f, ok, err := d.member(first, errorKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = errorIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = errorIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // code
@@ -1223,38 +1125,12 @@ var pricingKeys = makeKeys(
 	`"category":`,
 )
 
-// pricingIndex returns the index in pricingKeys of the member named key, or -1.
-func pricingIndex(key []byte) int {
-	switch string(key) {
-	case "billable":
-		return 0
-	case "model":
-		return 1
-	case "type":
-		return 2
-	case "category":
-		return 3
-	}
-	return -1
-}
-
 func (d *decoder) pricing(v *Pricing) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, pricingKeys, &next)
+		f, ok, err := d.member(first, pricingKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = pricingIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = pricingIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // billable
@@ -1282,36 +1158,12 @@ var conversationKeys = makeKeys(
 	`"expiration_time":`,
 )
 
-// conversationIndex returns the index in conversationKeys of the member named key, or -1.
-func conversationIndex(key []byte) int {
-	switch string(key) {
-	case "id":
-		return 0
-	case "origin_type":
-		return 1
-	case "expiration_time":
-		return 2
-	}
-	return -1
-}
-
 func (d *decoder) conversation(v *Conversation) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, conversationKeys, &next)
+		f, ok, err := d.member(first, conversationKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = conversationIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = conversationIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // id
@@ -1337,36 +1189,12 @@ var attributionKeys = makeKeys(
 	`"campaign":`,
 )
 
-// attributionIndex returns the index in attributionKeys of the member named key, or -1.
-func attributionIndex(key []byte) int {
-	switch string(key) {
-	case "template":
-		return 0
-	case "use_case":
-		return 1
-	case "campaign":
-		return 2
-	}
-	return -1
-}
-
 func (d *decoder) attribution(v *Attribution) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, attributionKeys, &next)
+		f, ok, err := d.member(first, attributionKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = attributionIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = attributionIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // template
@@ -1391,34 +1219,12 @@ var inboundKeys = makeKeys(
 	`"context_message_id":`,
 )
 
-// inboundIndex returns the index in inboundKeys of the member named key, or -1.
-func inboundIndex(key []byte) int {
-	switch string(key) {
-	case "message_type":
-		return 0
-	case "context_message_id":
-		return 1
-	}
-	return -1
-}
-
 func (d *decoder) inbound(v *Inbound) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, inboundKeys, &next)
+		f, ok, err := d.member(first, inboundKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = inboundIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = inboundIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // message_type
@@ -1442,36 +1248,12 @@ var optOutKeys = makeKeys(
 	`"resumed":`,
 )
 
-// optOutIndex returns the index in optOutKeys of the member named key, or -1.
-func optOutIndex(key []byte) int {
-	switch string(key) {
-	case "source":
-		return 0
-	case "category":
-		return 1
-	case "resumed":
-		return 2
-	}
-	return -1
-}
-
 func (d *decoder) optOut(v *OptOut) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, optOutKeys, &next)
+		f, ok, err := d.member(first, optOutKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = optOutIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = optOutIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // source
@@ -1497,36 +1279,12 @@ var qualityKeys = makeKeys(
 	`"old_limit":`,
 )
 
-// qualityIndex returns the index in qualityKeys of the member named key, or -1.
-func qualityIndex(key []byte) int {
-	switch string(key) {
-	case "event":
-		return 0
-	case "current_limit":
-		return 1
-	case "old_limit":
-		return 2
-	}
-	return -1
-}
-
 func (d *decoder) quality(v *Quality) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, qualityKeys, &next)
+		f, ok, err := d.member(first, qualityKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = qualityIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = qualityIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // event
@@ -1557,46 +1315,12 @@ var templateKeys = makeKeys(
 	`"new_quality":`,
 )
 
-// templateIndex returns the index in templateKeys of the member named key, or -1.
-func templateIndex(key []byte) int {
-	switch string(key) {
-	case "id":
-		return 0
-	case "name":
-		return 1
-	case "language":
-		return 2
-	case "event":
-		return 3
-	case "reason":
-		return 4
-	case "other_info_title":
-		return 5
-	case "previous_quality":
-		return 6
-	case "new_quality":
-		return 7
-	}
-	return -1
-}
-
 func (d *decoder) template(v *Template) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, templateKeys, &next)
+		f, ok, err := d.member(first, templateKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = templateIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = templateIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // id
@@ -1638,48 +1362,12 @@ var accountKeys = makeKeys(
 	`"alert_type":`,
 )
 
-// accountIndex returns the index in accountKeys of the member named key, or -1.
-func accountIndex(key []byte) int {
-	switch string(key) {
-	case "event":
-		return 0
-	case "violation_type":
-		return 1
-	case "ban_state":
-		return 2
-	case "ban_date":
-		return 3
-	case "entity_type":
-		return 4
-	case "entity_id":
-		return 5
-	case "alert_severity":
-		return 6
-	case "alert_status":
-		return 7
-	case "alert_type":
-		return 8
-	}
-	return -1
-}
-
 func (d *decoder) account(v *Account) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, accountKeys, &next)
+		f, ok, err := d.member(first, accountKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = accountIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = accountIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // event
@@ -1717,36 +1405,12 @@ var capabilityKeys = makeKeys(
 	`"max_daily_conversation_per_phone":`,
 )
 
-// capabilityIndex returns the index in capabilityKeys of the member named key, or -1.
-func capabilityIndex(key []byte) int {
-	switch string(key) {
-	case "messaging_limit":
-		return 0
-	case "max_phone_numbers":
-		return 1
-	case "max_daily_conversation_per_phone":
-		return 2
-	}
-	return -1
-}
-
 func (d *decoder) capability(v *Capability) error {
 	next := 0
 	for first := true; ; first = false {
-		f, key, ok, err := d.member(first, capabilityKeys, &next)
+		f, ok, err := d.member(first, capabilityKeys, &next)
 		if err != nil || !ok {
 			return err
-		}
-		if f == lookupKey {
-			// encoding/json matches a key exactly, then case-insensitively.
-			if f = capabilityIndex(key); f < 0 {
-				if k := d.foldKey(key); k != nil {
-					f = capabilityIndex(k)
-				}
-			}
-			if f >= 0 {
-				next = f + 1
-			}
 		}
 		switch f {
 		case 0: // messaging_limit
