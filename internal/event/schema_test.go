@@ -1,73 +1,30 @@
 package event
 
 import (
-	"encoding/json"
-	"os"
 	"reflect"
-	"sort"
-	"strings"
 	"testing"
-	"time"
+
+	"vigia/internal/schematest"
 )
 
-type schemaNode struct {
-	Type        string                 `json:"type"`
-	Description string                 `json:"description"`
-	Properties  map[string]*schemaNode `json:"properties"`
-	Required    []string               `json:"required"`
-}
-
 // TestSchemaMatchesGoType keeps schemas/event.v1.json and Event in sync:
-// the same property names at every level, each documented.
+// the same property names at every level, each documented, required exactly
+// when the Go field is not omitempty, no additional properties.
 func TestSchemaMatchesGoType(t *testing.T) {
-	b, err := os.ReadFile("../../schemas/event.v1.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root schemaNode
-	if err := json.Unmarshal(b, &root); err != nil {
-		t.Fatal(err)
-	}
-	compare(t, "event", reflect.TypeOf(Event{}), &root)
+	root := schematest.Load(t, "../../schemas/event.v1.json")
+	schematest.CompareType(t, root, "event", reflect.TypeFor[Event](), root)
 }
 
-var timeType = reflect.TypeOf(time.Time{})
-
-func compare(t *testing.T, path string, typ reflect.Type, node *schemaNode) {
-	for typ.Kind() == reflect.Pointer {
-		typ = typ.Elem()
+// TestEventsValidateAgainstSchema validates a fully populated event, as
+// json.Marshal writes it, against the schema: types, formats, patterns.
+func TestEventsValidateAgainstSchema(t *testing.T) {
+	root := schematest.Load(t, "../../schemas/event.v1.json")
+	doc := schematest.DecodeJSON(t, sampleEventJSON())
+	if errs := root.Validate(doc, root, "event"); len(errs) > 0 {
+		t.Errorf("a marshalled event does not validate:\n%v", errs)
 	}
-	goFields := map[string]reflect.Type{}
-	for i := 0; i < typ.NumField(); i++ {
-		f := typ.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		goFields[name] = f.Type
-	}
-	var missing, extra []string
-	for name := range goFields {
-		if _, ok := node.Properties[name]; !ok {
-			missing = append(missing, name)
-		}
-	}
-	for name, p := range node.Properties {
-		if _, ok := goFields[name]; !ok {
-			extra = append(extra, name)
-		}
-		if strings.TrimSpace(p.Description) == "" {
-			t.Errorf("%s.%s: no description in the schema", path, name)
-		}
-	}
-	sort.Strings(missing)
-	sort.Strings(extra)
-	if len(missing) > 0 || len(extra) > 0 {
-		t.Errorf("%s: fields missing from the schema %v, schema properties not in Go %v", path, missing, extra)
-	}
-	for name, ft := range goFields {
-		for ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		if p := node.Properties[name]; p != nil && ft.Kind() == reflect.Struct && ft != timeType {
-			compare(t, path+"."+name, ft, p)
-		}
+	bad := schematest.DecodeJSON(t, []byte(`{"schema_version":1,"id":"nothex","kind":"status","channel":"pigeon","source":"meta","event_time":"yesterday","receive_time":"2026-01-01T00:00:00Z"}`))
+	if errs := root.Validate(bad, root, "event"); len(errs) < 3 {
+		t.Errorf("a bad event validated with only %v", errs)
 	}
 }
