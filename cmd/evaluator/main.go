@@ -11,12 +11,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -52,13 +49,9 @@ func run(args []string) int {
 }
 
 func serve(args []string) int {
-	cfg, err := config.Load("evaluator", args, os.Getenv, os.Stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "evaluator: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		return 2
+	cfg, code, ok := config.LoadCommand("evaluator", args, os.Stderr)
+	if !ok {
+		return code
 	}
 	log := logging.New(os.Stderr, cfg.Log.Level).With("component", "evaluator")
 	svc, err := app.NewEvaluator(cfg, log)

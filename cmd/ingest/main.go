@@ -8,12 +8,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -25,13 +21,9 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
-	cfg, err := config.Load("ingest", os.Args[1:], os.Getenv, os.Stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "ingest: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		return 2
+	cfg, code, ok := config.LoadCommand("ingest", os.Args[1:], os.Stderr)
+	if !ok {
+		return code
 	}
 	log := logging.New(os.Stderr, cfg.Log.Level).With("component", "ingest")
 

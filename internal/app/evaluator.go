@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 
 	"vigia/internal/alert"
@@ -118,8 +116,7 @@ func NewEvaluator(cfg config.Config, log *slog.Logger) (*Evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	e := &Evaluator{cfg: cfg, log: log, reg: reg, brokers: cfg.Kafka.Brokers, now: time.Now,
 		reloads: make(chan chan error), m: newEvaluatorMetrics(reg)}
 	if len(e.brokers) == 0 {
@@ -562,15 +559,7 @@ func (e *Evaluator) reload() error {
 
 func (e *Evaluator) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}))
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK\n")) })
-	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !e.caughtUp.Load() {
-			http.Error(w, "rebuilding windows", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("OK\n"))
-	})
+	opsRoutes(mux, e.reg, &e.caughtUp, "rebuilding windows")
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := e.Reload(r.Context()); err != nil {
 			problem.Write(w, http.StatusUnprocessableEntity, "rules not reloaded; the old rules stay", err.Error())

@@ -16,9 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"vigia/internal/config"
 	"vigia/internal/embedded"
@@ -61,8 +59,7 @@ func NewIngest(cfg config.Config, log *slog.Logger) (*Ingest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("privacy.pseudonym_key: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 
 	var numbers []meta.PhoneNumber
 	for _, n := range cfg.Meta.PhoneNumbers {
@@ -192,17 +189,7 @@ func (a *Ingest) Start(ctx context.Context) error {
 func (a *Ingest) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/", a.handler)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("OK\n"))
-	})
-	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.ready.Load() {
-			http.Error(w, "kafka not reachable", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("OK\n"))
-	})
+	opsRoutes(mux, a.reg, &a.ready, "kafka not reachable")
 	return mux
 }
 

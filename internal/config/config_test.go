@@ -575,3 +575,19 @@ func TestValidateForService(t *testing.T) {
 	}
 	wantAll(t, c.ValidateFor("evaluator"), "evaluator.group_id: required", "evaluator.alerts_topic: same topic")
 }
+
+func TestLoadCommandExitCodes(t *testing.T) {
+	var out strings.Builder
+	if _, code, ok := LoadCommand("ingest", []string{"-h"}, &out); ok || code != 0 {
+		t.Errorf("-h: ok %v code %d, want false 0", ok, code)
+	}
+	out.Reset()
+	t.Setenv("VIGIA_META_APP_SECRETS", "")
+	if _, code, ok := LoadCommand("ingest", []string{"--kafka.partitions=0"}, &out); ok || code != 2 ||
+		!strings.Contains(out.String(), "ingest: invalid configuration:\n  ") || !strings.Contains(out.String(), "kafka.partitions") {
+		t.Errorf("bad configuration: ok %v code %d, output %q", ok, code, out.String())
+	}
+	if _, code, ok := LoadCommand("evaluator", nil, &out); !ok || code != 0 {
+		t.Errorf("evaluator defaults: ok %v code %d, output %q", ok, code, out.String())
+	}
+}

@@ -198,3 +198,18 @@ func Describe(cfg *Config) [][3]string {
 	}
 	return out
 }
+
+// LoadCommand is Load for a command's main: it reads os.Args-style args and
+// the process environment, and on failure writes the problems to stderr
+// and returns the exit code (0 after -h, 2 for a bad configuration).
+func LoadCommand(name string, args []string, stderr io.Writer) (cfg Config, exitCode int, ok bool) {
+	cfg, err := Load(name, args, os.Getenv, stderr)
+	switch {
+	case err == nil:
+		return cfg, 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return cfg, 0, false
+	}
+	fmt.Fprintf(stderr, "%s: invalid configuration:\n  %s\n", name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	return cfg, 2, false
+}
