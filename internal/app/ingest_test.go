@@ -76,18 +76,23 @@ func startIngest(t *testing.T, cfg config.Config) (*Ingest, string) {
 
 func waitReady(t *testing.T, base string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	if !pollReady(base, within) {
+		t.Fatalf("%s not ready within %s", base, within)
+	}
+}
+
+// pollReady reports whether base/-/ready answers 200 within the time.
+func pollReady(base string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get(base + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s not ready within %s", base, within)
+	return false
 }
 
 func postSigned(t *testing.T, base string, body []byte, secret string) *http.Response {

@@ -43,15 +43,8 @@ func (p *evaluatorProcess) start(port int) {
 		p.t.Fatal(err)
 	}
 	p.base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(p.base + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	if pollReady(p.base, 60*time.Second) {
+		return
 	}
 	logs, _ := os.ReadFile(p.log.Name())
 	p.t.Fatalf("evaluator at %s not ready within 60s; its log:\n%s", p.base, tail(string(logs), 30))
