@@ -17,7 +17,6 @@ import (
 
 	"vigia/internal/alert"
 	"vigia/internal/config"
-	"vigia/internal/meta"
 )
 
 // throttledBatch is a messages webhook with n failed statuses carrying
@@ -150,12 +149,13 @@ func TestEvaluatorEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body struct{ Alerts []alert.Alert }
-	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	if len(body.Alerts) != 1 || body.Alerts[0].Fingerprint != firing.Fingerprint {
 		t.Errorf("alerts API: %+v", body.Alerts)
 	}
-	_ = meta.Sign
 }
 
 // TestEvaluatorReload: a good reload swaps the rules; a bad file keeps the
