@@ -157,8 +157,8 @@ func (e *Evaluator) Start(ctx context.Context) error {
 			return fmt.Errorf("alerts topic: %w", err)
 		}
 	}
-	// A topic just created may have no leader yet; Kafka just restarted
-	// may take a moment: retry for a while before giving up.
+	// Kafka just (re)started may take a moment: retry for a while before
+	// giving up.
 	var restoreErr error
 	for deadline := time.Now().Add(time.Minute); ; {
 		if restoreErr = e.restoreAlerts(ctx); restoreErr == nil || time.Now().After(deadline) || ctx.Err() != nil {

@@ -157,7 +157,27 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs []TopicSpec) error {
 			errs = append(errs, fmt.Errorf("create topic %s: %w", name, terr))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// A topic just created has no leader for a moment; callers that read or
+	// write right away would get "not leader". Wait here, once, rather than
+	// retrying in each of them.
+	names := make([]string, len(specs))
+	for i, sp := range specs {
+		names[i] = sp.Name
+	}
+	for {
+		err := a.Ping(ctx, names...)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics created but not ready: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Ping asks the cluster for the metadata of topics and fails unless every one
