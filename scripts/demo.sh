@@ -3,7 +3,10 @@
 # embedded broker, posts the sample webhook payloads through it signed as
 # Meta signs them, and shows the normalized events that came out; then runs
 # the evaluator with the shipped rules and shows alerts firing on a burst of
-# throughput errors and a paused template.
+# throughput errors and a paused template; then runs the notifier, which
+# posts those alerts as Slack messages (to a local stand-in for a Slack
+# incoming webhook) and, when Debian's prometheus-alertmanager is installed,
+# to a local Alertmanager.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +25,8 @@ echo "==> starting ingest on the embedded broker (logs: data/demo-ingest.log)"
 bin/ingest --config.file deploy/demo.yaml >data/demo-ingest.log 2>&1 &
 PID=$!
 EVPID=
-trap 'kill $EVPID "$PID" 2>/dev/null || true; wait $EVPID "$PID" 2>/dev/null || true' EXIT
+MORE=
+trap 'kill $MORE $EVPID "$PID" 2>/dev/null || true; wait $MORE $EVPID "$PID" 2>/dev/null || true' EXIT
 
 for _ in $(seq 1 100); do
 	if curl -fsS "http://$ADDR/-/ready" >/dev/null 2>&1; then break; fi
@@ -104,4 +108,64 @@ for line in sys.stdin:
     for x in a.get("actions") or []:
         print("             action: %s %s" % (x["type"], x.get("params", {})))
 '
-echo "==> done: ingest and evaluator stopped, data in $DATA"
+echo "==> starting the notifier (logs: data/demo-notifier.log)"
+# A stand-in for a Slack incoming webhook on 127.0.0.1:8099: it keeps
+# what it is sent, one JSON message per line.
+rm -f data/demo-slack.jsonl
+python3 -c '
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[1], "ab") as f:
+            f.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *args): pass
+http.server.HTTPServer(("127.0.0.1", 8099), Sink).serve_forever()
+' data/demo-slack.jsonl &
+MORE="$!"
+AMFLAG=
+if command -v prometheus-alertmanager >/dev/null; then
+	rm -rf data/demo-am && mkdir -p data/demo-am
+	printf 'route: {receiver: none}\nreceivers: [{name: none}]\n' >data/demo-am/alertmanager.yml
+	prometheus-alertmanager --config.file=data/demo-am/alertmanager.yml --storage.path=data/demo-am \
+		--web.listen-address=127.0.0.1:9093 --cluster.listen-address= >data/demo-am.log 2>&1 &
+	MORE="$MORE $!"
+	AMFLAG=--notifier.alertmanager.urls=http://127.0.0.1:9093
+	for _ in $(seq 1 50); do curl -fsS http://127.0.0.1:9093/-/ready >/dev/null 2>&1 && break; sleep 0.1; done
+	echo "    with a local Alertmanager on 127.0.0.1:9093"
+else
+	echo "    (prometheus-alertmanager is not installed: Slack only; make test installs it)"
+fi
+bin/notifier --config.file deploy/demo.yaml --notifier.slack.webhook_url=http://127.0.0.1:8099/slack \
+	--notifier.external_url=http://127.0.0.1:8081 $AMFLAG >data/demo-notifier.log 2>&1 &
+MORE="$MORE $!"
+for _ in $(seq 1 100); do
+	[ -s data/demo-slack.jsonl ] && [ "$(wc -l <data/demo-slack.jsonl)" -ge 2 ] && break
+	sleep 0.2
+done
+echo "==> Slack messages the notifier posted (Block Kit; header and values shown)"
+python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    for b in m.get("blocks", []):
+        if b["type"] == "header":
+            print("    " + b["text"]["text"])
+        elif b["type"] == "section" and "Values" in (b.get("text") or {}).get("text", ""):
+            for v in b["text"]["text"].splitlines():
+                print("      " + v)
+' data/demo-slack.jsonl
+if [ -n "$AMFLAG" ]; then
+	echo "==> alerts in Alertmanager (GET /api/v2/alerts)"
+	sleep 1
+	curl -fsS http://127.0.0.1:9093/api/v2/alerts | python3 -c '
+import json, sys
+for a in json.load(sys.stdin):
+    l = a["labels"]
+    print("    %-22s %-8s endsAt %s  %s" % (l["alertname"], a["status"]["state"], a["endsAt"], {k: v for k, v in l.items() if k != "alertname"}))
+'
+fi
+echo "==> notifier metrics"
+curl -fsS http://127.0.0.1:8082/metrics | grep -E '^vigia_notifier_notifications_total' | sed 's/^/    /'
+echo "==> done: ingest, evaluator and notifier stopped, data in $DATA"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command (make test): formatting and vet, then every test,
-# with the integration tests against a real Apache Kafka broker enabled. The
-# broker jars are fetched once into the cache (scripts/kafka.sh fetch); the
-# tests start and stop their own broker on 127.0.0.1.
+# with the integration tests against a real Apache Kafka broker and a real
+# Alertmanager enabled. The broker jars are fetched once into the cache
+# (scripts/kafka.sh fetch); Alertmanager is Debian's prometheus-alertmanager,
+# installed here when missing. The tests start and stop their own servers on
+# 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,27 @@ go run ./cmd/evaluator test rules/tests/*.yaml
 echo "==> fetching the Kafka broker (cached)"
 scripts/kafka.sh fetch
 
-echo "==> go test (race detector on, real-broker integration tests on)"
-export VIGIA_TEST_REAL_KAFKA=1
+echo "==> Alertmanager (Debian package prometheus-alertmanager)"
+if ! command -v prometheus-alertmanager >/dev/null; then
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+		echo "prometheus-alertmanager is missing: install the Debian package (apt-get install prometheus-alertmanager)" >&2
+		exit 1
+	fi
+	# The package would start its own service on every interface; the
+	# tests start Alertmanager themselves on 127.0.0.1. Forbid service
+	# starts during the install (policy-rc.d), unless a policy exists.
+	policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		trap 'rm -f "$policy"' EXIT
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
+	[ -z "$policy" ] || { rm -f "$policy"; trap - EXIT; }
+fi
+prometheus-alertmanager --version 2>&1 | head -1
+
+echo "==> go test (race detector on, real Kafka and Alertmanager integration tests on)"
+export VIGIA_TEST_REAL_KAFKA=1 VIGIA_TEST_REAL_ALERTMANAGER=1
 go test -race -count=1 -timeout 20m ./...

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -569,10 +570,15 @@ func (e *Evaluator) routes() http.Handler {
 		}
 		_, _ = w.Write([]byte("OK\n"))
 	})
-	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		snap := e.active
 		e.mu.Unlock()
+		// ?fingerprint= narrows the answer to one alert: notifications
+		// link there.
+		if fp := r.URL.Query().Get("fingerprint"); fp != "" {
+			snap = slices.DeleteFunc(slices.Clone(snap), func(a alert.Alert) bool { return a.Fingerprint != fp })
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"alerts": snap})
 	})

@@ -21,6 +21,48 @@ type Config struct {
 	Twilio    Twilio    `yaml:"twilio"`
 	SendGrid  SendGrid  `yaml:"sendgrid"`
 	Evaluator Evaluator `yaml:"evaluator"`
+	Notifier  Notifier  `yaml:"notifier"`
+}
+
+// Notifier configures the notifier: its consumer group on the alerts
+// topic, the notification log and the receivers (Alertmanager, Slack).
+type Notifier struct {
+	Listen         string               `yaml:"listen" help:"address of the notifier's HTTP server (metrics, health, receivers API)"`
+	GroupID        string               `yaml:"group_id" help:"Kafka consumer group of the notifiers"`
+	LogTopic       string               `yaml:"log_topic" help:"compacted topic of the notification log: what was sent to which receiver (key: receiver/fingerprint)"`
+	ExternalURL    string               `yaml:"external_url" help:"base URL people use to reach the evaluator's alerts API; links in notifications point there (empty: no link)"`
+	QueueCapacity  int                  `yaml:"queue_capacity" help:"bound on notifications waiting per receiver; beyond it the oldest is dropped and counted"`
+	MaxRecordAge   time.Duration        `yaml:"max_record_age" help:"alert records older than this (event time) are not notified when first read, e.g. by a new notifier on an old topic"`
+	MaxBackoff     time.Duration        `yaml:"max_backoff" help:"longest wait between retries of a receiver that is down"`
+	CommitInterval time.Duration        `yaml:"commit_interval" help:"how often the offsets of delivered alert records are committed"`
+	Alertmanager   NotifierAlertmanager `yaml:"alertmanager"`
+	Slack          NotifierSlack        `yaml:"slack"`
+}
+
+// NotifierAlertmanager configures delivery to Alertmanagers (API v2).
+type NotifierAlertmanager struct {
+	URLs           []string      `yaml:"urls" help:"Alertmanager base URLs (http://host:9093), comma-separated; each gets every alert; empty: none"`
+	ResendInterval time.Duration `yaml:"resend_interval" help:"how often firing alerts are re-sent; their endsAt is 4 times this after each send"`
+	Timeout        time.Duration `yaml:"timeout" help:"time allowed for one request to an Alertmanager"`
+}
+
+// NotifierSlack configures delivery to Slack, by bot token (messages are
+// updated on resolve) or incoming webhook (post only).
+type NotifierSlack struct {
+	Token          string        `yaml:"token" secret:"true" help:"bot token (xoxb-...) with chat:write; enables Slack with updates on resolve"`
+	WebhookURL     string        `yaml:"webhook_url" secret:"true" help:"incoming-webhook URL, used when no token is set (cannot update messages)"`
+	APIURL         string        `yaml:"api_url" help:"Slack Web API base URL (empty: Slack's own; set for a proxy or a test server)"`
+	Channel        string        `yaml:"channel" help:"default channel (bot mode) for alerts no route matches"`
+	Routes         []SlackRoute  `yaml:"routes"`
+	RunbookBaseURL string        `yaml:"runbook_base_url" help:"runbook link for alerts without a runbook_url annotation: this URL + / + alertname (empty: none)"`
+	Timeout        time.Duration `yaml:"timeout" help:"time allowed for one Slack request"`
+}
+
+// SlackRoute sends alerts whose labels all equal Match to Channel; the
+// first matching route wins.
+type SlackRoute struct {
+	Match   map[string]string `yaml:"match"`
+	Channel string            `yaml:"channel"`
 }
 
 // Evaluator configures the evaluator: its rules, its consumer group, its
@@ -169,6 +211,17 @@ func Default() Config {
 			AttributionTTL:  24 * time.Hour,
 			MaxFutureSkew:   5 * time.Minute,
 			CommitInterval:  time.Second,
+		},
+		Notifier: Notifier{
+			Listen:         "127.0.0.1:8082",
+			GroupID:        "vigia-notifier",
+			LogTopic:       "vigia.notifications",
+			QueueCapacity:  10000,
+			MaxRecordAge:   24 * time.Hour,
+			MaxBackoff:     30 * time.Second,
+			CommitInterval: time.Second,
+			Alertmanager:   NotifierAlertmanager{ResendInterval: time.Minute, Timeout: 10 * time.Second},
+			Slack:          NotifierSlack{Timeout: 10 * time.Second},
 		},
 	}
 }

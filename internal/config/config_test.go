@@ -129,6 +129,14 @@ func TestLoadFullFile(t *testing.T) {
 			AlertsTopic: "prod.alerts", AlertsRetention: 240 * time.Hour, AllowedLateness: time.Minute, DedupeHorizon: time.Hour,
 			IdleTTL: 6 * time.Hour, MaxKeys: 1000, MaxDedupe: 2000, MaxAttribution: 3000, CommitInterval: 2 * time.Second,
 			AttributionTTL: 12 * time.Hour, MaxFutureSkew: time.Minute},
+		Notifier: Notifier{Listen: "0.0.0.0:9092", GroupID: "prod-notifier", LogTopic: "prod.notifications",
+			ExternalURL: "https://vigia.example.com", QueueCapacity: 500, MaxRecordAge: 6 * time.Hour, MaxBackoff: time.Minute,
+			CommitInterval: 3 * time.Second,
+			Alertmanager:   NotifierAlertmanager{URLs: []string{"http://am-1:9093", "http://am-2:9093"}, ResendInterval: 30 * time.Second, Timeout: 5 * time.Second},
+			Slack: NotifierSlack{Token: "file-slack-token", APIURL: "https://slack-proxy.example.com/api/", Channel: "#vigia-alerts",
+				Routes: []SlackRoute{{Match: map[string]string{"severity": "critical"}, Channel: "#vigia-critical"},
+					{Match: map[string]string{"use_case": "billing"}, Channel: "#billing-oncall"}},
+				RunbookBaseURL: "https://wiki.example.com/runbooks", Timeout: 3 * time.Second}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("full.yaml:\n got %+v\nwant %+v", cfg, want)
@@ -138,6 +146,11 @@ func TestLoadFullFile(t *testing.T) {
 	def := Default()
 	got, defs := Describe(&cfg), Describe(&def)
 	for i := range got {
+		// The webhook excludes the bot token set in full.yaml; its
+		// loading is the same code, its checks are in TestValidateEachSetting.
+		if got[i][0] == "notifier.slack.webhook_url" {
+			continue
+		}
 		if got[i][2] == defs[i][2] {
 			t.Errorf("full.yaml leaves %s at its default %q", got[i][0], defs[i][2])
 		}
@@ -447,6 +460,28 @@ func TestValidateEachSetting(t *testing.T) {
 		{"twilio url ok", func(c *Config) { c.Twilio.PublicBaseURL = "https://vigia.example.com" }, ""},
 		{"sendgrid skew with keys", func(c *Config) { c.SendGrid.PublicKeys = []string{"k"}; c.SendGrid.MaxSkew = 0 }, "sendgrid.max_skew: must be positive"},
 		{"sendgrid skew without keys", func(c *Config) { c.SendGrid.MaxSkew = 0 }, ""},
+		{"notifier log topic same as alerts", func(c *Config) { c.Notifier.LogTopic = c.Evaluator.AlertsTopic }, `notifier.log_topic: same topic "vigia.alerts" as evaluator.alerts_topic`},
+		{"notifier listen", func(c *Config) { c.Notifier.Listen = "8082" }, "notifier.listen: not host:port"},
+		{"notifier queue", func(c *Config) { c.Notifier.QueueCapacity = 0 }, "notifier.queue_capacity: must be at least 1, got 0"},
+		{"notifier resend", func(c *Config) { c.Notifier.Alertmanager.ResendInterval = 0 }, "notifier.alertmanager.resend_interval: must be positive"},
+		{"alertmanager url", func(c *Config) { c.Notifier.Alertmanager.URLs = []string{"http://am:9093", "am:9093"} }, `notifier.alertmanager.urls: must be an http or https URL, got "am:9093"`},
+		{"slack token and webhook", func(c *Config) {
+			c.Notifier.Slack.Token, c.Notifier.Slack.WebhookURL = "xoxb-1", "https://hooks.example.com/T/B/X"
+		}, "notifier.slack.webhook_url: set either notifier.slack.token (bot) or notifier.slack.webhook_url, not both"},
+		{"slack token without channel", func(c *Config) { c.Notifier.Slack.Token = "xoxb-1" }, "notifier.slack.channel: required with a bot token"},
+		{"slack token with routes only", func(c *Config) {
+			c.Notifier.Slack.Token = "xoxb-1"
+			c.Notifier.Slack.Routes = []SlackRoute{{Match: map[string]string{"severity": "critical"}, Channel: "#c"}}
+		}, ""},
+		{"slack route without match", func(c *Config) {
+			c.Notifier.Slack.Token, c.Notifier.Slack.Channel = "xoxb-1", "#a"
+			c.Notifier.Slack.Routes = []SlackRoute{{Channel: "#c"}}
+		}, "notifier.slack.routes[0]: needs match (labels) and channel"},
+		{"slack webhook with channel", func(c *Config) {
+			c.Notifier.Slack.WebhookURL, c.Notifier.Slack.Channel = "https://hooks.example.com/T/B/X", "#a"
+		}, "notifier.slack.channel: an incoming webhook posts to its own channel"},
+		{"slack webhook ok", func(c *Config) { c.Notifier.Slack.WebhookURL = "https://hooks.example.com/T/B/X" }, ""},
+		{"slack webhook not a url", func(c *Config) { c.Notifier.Slack.WebhookURL = "hooks" }, "notifier.slack.webhook_url: must be an http or https URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -486,6 +521,7 @@ func TestDescribe(t *testing.T) {
 		"privacy.pseudonym_key":      "<secret>",
 		"twilio.auth_tokens":         "<secret>",
 		"sendgrid.public_keys":       "<secret>",
+		"notifier.slack.token":       "<secret>",
 		"kafka.partitions":           "12",
 		"kafka.brokers":              "[kafka-1:9092 kafka-2:9092]",
 		"kafka.publish_timeout":      "5s",
@@ -511,12 +547,12 @@ func TestDescribe(t *testing.T) {
 	if _, ok := byKey["meta.phone_numbers"]; ok {
 		t.Error("meta.phone_numbers (YAML-only) is described as a setting")
 	}
-	if len(rows) != 50 {
-		t.Errorf("described %d settings, want 50", len(rows))
+	if len(rows) != 67 {
+		t.Errorf("described %d settings, want 67", len(rows))
 	}
 	// No secret text leaks in any value.
 	for _, r := range rows {
-		for _, s := range []string{"file-verify-token", "file-secret", "file-pseudonym-key", "twilio-token", "MFkwEwYH"} {
+		for _, s := range []string{"file-verify-token", "file-secret", "file-pseudonym-key", "twilio-token", "MFkwEwYH", "file-slack-token"} {
 			if strings.Contains(r[2], s) {
 				t.Errorf("%s value %q leaks a secret", r[0], r[2])
 			}
@@ -574,6 +610,21 @@ func TestValidateForService(t *testing.T) {
 		t.Errorf("ingest checked the evaluator section: %v", err)
 	}
 	wantAll(t, c.ValidateFor("evaluator"), "evaluator.group_id: required", "evaluator.alerts_topic: same topic")
+
+	// The notifier needs the alerts topic and a receiver, not the
+	// evaluator's own settings nor the webhook secrets.
+	c = Default()
+	c.Evaluator.GroupID = ""
+	wantAll(t, c.ValidateFor("notifier"), "notifier: no receiver")
+	c.Notifier.Alertmanager.URLs = []string{"http://127.0.0.1:9093"}
+	if err := c.ValidateFor("notifier"); err != nil {
+		t.Errorf("notifier: %v", err)
+	}
+	c.Evaluator.AlertsTopic = ""
+	wantAll(t, c.ValidateFor("notifier"), "evaluator.alerts_topic: required")
+	if err := c.ValidateFor("ingest"); err == nil || strings.Contains(err.Error(), "notifier") || strings.Contains(err.Error(), "alerts_topic") {
+		t.Errorf("ingest checked the notifier: %v", err)
+	}
 }
 
 func TestLoadCommandExitCodes(t *testing.T) {

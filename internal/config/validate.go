@@ -15,10 +15,12 @@ import (
 // each naming its setting.
 func (c *Config) Validate() error { return c.ValidateFor("") }
 
-// ValidateFor checks what one service needs: "ingest" skips the evaluator
-// section, "evaluator" skips the webhook secrets; "" checks everything.
+// ValidateFor checks what one service needs: "ingest", "evaluator" or
+// "notifier" check the shared sections and their own; any other name (an
+// all-in-one run, "") checks everything.
 func (c *Config) ValidateFor(service string) error {
-	ingest, evaluator := service != "evaluator", service != "ingest"
+	all := service != "ingest" && service != "evaluator" && service != "notifier"
+	ingest, evaluator, notifier := all || service == "ingest", all || service == "evaluator", all || service == "notifier"
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -97,8 +99,18 @@ func (c *Config) ValidateFor(service string) error {
 	if ingest {
 		errs = append(errs, c.validateIngest()...)
 	}
+	if evaluator || notifier {
+		errs = append(errs, c.validateAlertsTopic(seen)...)
+	}
 	if evaluator {
-		errs = append(errs, c.validateEvaluator(seen)...)
+		errs = append(errs, c.validateEvaluator()...)
+	}
+	if notifier {
+		errs = append(errs, c.validateNotifier(seen)...)
+	}
+	if n := c.Notifier; service == "notifier" && len(n.Alertmanager.URLs) == 0 && n.Slack.Token == "" && n.Slack.WebhookURL == "" {
+		// Only the notifier alone needs one; an all-in-one run may notify nobody.
+		errs = append(errs, errors.New("notifier: no receiver: set notifier.alertmanager.urls, notifier.slack.token or notifier.slack.webhook_url"))
 	}
 	return errors.Join(errs...)
 }
@@ -141,7 +153,21 @@ func (c *Config) validateIngest() []error {
 	return errs
 }
 
-func (c *Config) validateEvaluator(seen map[string]string) []error {
+// validateAlertsTopic checks the topic the evaluator writes and the
+// notifier reads.
+func (c *Config) validateAlertsTopic(seen map[string]string) []error {
+	t := c.Evaluator.AlertsTopic
+	switch other, dup := seen[t]; {
+	case t == "":
+		return []error{errors.New("evaluator.alerts_topic: required")}
+	case dup:
+		return []error{fmt.Errorf("evaluator.alerts_topic: same topic %q as %s", t, other)}
+	}
+	seen[t] = "evaluator.alerts_topic"
+	return nil
+}
+
+func (c *Config) validateEvaluator() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -157,11 +183,6 @@ func (c *Config) validateEvaluator(seen map[string]string) []error {
 	}
 	if ev.GroupID == "" {
 		bad("evaluator.group_id", "required")
-	}
-	if ev.AlertsTopic == "" {
-		bad("evaluator.alerts_topic", "required")
-	} else if other, dup := seen[ev.AlertsTopic]; dup {
-		bad("evaluator.alerts_topic", "same topic %q as %s", ev.AlertsTopic, other)
 	}
 	positive("evaluator.alerts_retention", ev.AlertsRetention)
 	positive("evaluator.dedupe_horizon", ev.DedupeHorizon)
@@ -180,5 +201,71 @@ func (c *Config) validateEvaluator(seen map[string]string) []error {
 	atLeastOne("evaluator.max_keys", ev.MaxKeys)
 	atLeastOne("evaluator.max_dedupe", ev.MaxDedupe)
 	atLeastOne("evaluator.max_attribution", ev.MaxAttribution)
+	return errs
+}
+
+func (c *Config) validateNotifier(seen map[string]string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	n := c.Notifier
+	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
+		bad("notifier.listen", "not host:port: %q", n.Listen)
+	}
+	if n.GroupID == "" {
+		bad("notifier.group_id", "required")
+	}
+	if n.LogTopic == "" {
+		bad("notifier.log_topic", "required")
+	} else if other, dup := seen[n.LogTopic]; dup {
+		bad("notifier.log_topic", "same topic %q as %s", n.LogTopic, other)
+	}
+	httpURL := func(key, u string) {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad(key, "must be an http or https URL, got %q", u)
+		}
+	}
+	if n.ExternalURL != "" {
+		httpURL("notifier.external_url", n.ExternalURL)
+	}
+	if n.QueueCapacity < 1 {
+		bad("notifier.queue_capacity", "must be at least 1, got %d", n.QueueCapacity)
+	}
+	for key, d := range map[string]time.Duration{"notifier.max_record_age": n.MaxRecordAge, "notifier.max_backoff": n.MaxBackoff,
+		"notifier.commit_interval": n.CommitInterval, "notifier.alertmanager.resend_interval": n.Alertmanager.ResendInterval,
+		"notifier.alertmanager.timeout": n.Alertmanager.Timeout, "notifier.slack.timeout": n.Slack.Timeout} {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	for _, u := range n.Alertmanager.URLs {
+		httpURL("notifier.alertmanager.urls", u)
+	}
+	s := n.Slack
+	switch {
+	case s.Token != "" && s.WebhookURL != "":
+		bad("notifier.slack.webhook_url", "set either notifier.slack.token (bot) or notifier.slack.webhook_url, not both")
+	case s.WebhookURL != "":
+		httpURL("notifier.slack.webhook_url", s.WebhookURL)
+		if s.Channel != "" || len(s.Routes) > 0 {
+			bad("notifier.slack.channel", "an incoming webhook posts to its own channel; channel and routes need a bot token")
+		}
+	case s.Token != "":
+		if s.Channel == "" && len(s.Routes) == 0 {
+			bad("notifier.slack.channel", "required with a bot token (or routes covering every alert)")
+		}
+	}
+	if s.APIURL != "" {
+		httpURL("notifier.slack.api_url", s.APIURL)
+	}
+	if s.RunbookBaseURL != "" {
+		httpURL("notifier.slack.runbook_base_url", s.RunbookBaseURL)
+	}
+	for i, r := range s.Routes {
+		if r.Channel == "" || len(r.Match) == 0 {
+			bad(fmt.Sprintf("notifier.slack.routes[%d]", i), "needs match (labels) and channel")
+		}
+	}
 	return errs
 }
