@@ -13,8 +13,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"vigia/internal/app"
@@ -59,31 +57,11 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "evaluator: %s\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := svc.Start(ctx); err != nil {
-		log.Error("cannot start evaluator", "err", err)
-		return 1
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	for {
-		select {
-		case <-hup:
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_ = svc.Reload(rctx) // logged and counted by the service
-			cancel()
-			continue
-		case <-ctx.Done():
-		}
-		break
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := svc.Stop(sctx); err != nil {
-		log.Error("shutdown", "err", err)
-		return 1
-	}
-	return 0
+	// SIGHUP reloads the rules; a failure is logged and counted by the
+	// service, and the old rules stay.
+	return app.Run("evaluator", svc, log, func(ctx context.Context) {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_ = svc.Reload(rctx)
+	})
 }

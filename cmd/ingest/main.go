@@ -7,11 +7,7 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"vigia/internal/app"
 	"vigia/internal/config"
@@ -32,19 +28,5 @@ func run() int {
 		log.Error("cannot build ingest", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := svc.Start(ctx); err != nil {
-		log.Error("cannot start ingest", "err", err)
-		return 1
-	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := svc.Stop(shutdownCtx); err != nil {
-		log.Error("shutdown", "err", err)
-		return 1
-	}
-	return 0
+	return app.Run("ingest", svc, log, nil)
 }

@@ -10,12 +10,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"vigia/internal/app"
 	"vigia/internal/config"
@@ -35,19 +31,5 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "notifier: %s\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := svc.Start(ctx); err != nil {
-		log.Error("cannot start notifier", "err", err)
-		return 1
-	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := svc.Stop(sctx); err != nil {
-		log.Error("shutdown", "err", err)
-		return 1
-	}
-	return 0
+	return app.Run("notifier", svc, log, nil)
 }

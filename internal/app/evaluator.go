@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -177,20 +176,12 @@ func (e *Evaluator) Start(ctx context.Context) error {
 	}
 	e.producer = p
 
-	ln, err := net.Listen("tcp", ev.Listen)
+	srv, ln, err := serveHTTP("evaluator.listen", ev.Listen, e.routes(), e.log, &e.wg)
 	if err != nil {
-		return fmt.Errorf("evaluator.listen: %w", err)
+		return err
 	}
-	e.listener = ln
-	e.server = &http.Server{Handler: e.routes(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelWarn)}
-	e.wg.Add(2)
-	go func() {
-		defer e.wg.Done()
-		if err := e.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("http server", "err", err)
-		}
-	}()
+	e.server, e.listener = srv, ln
+	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.consume(ctx) }()
 	e.log.Info("evaluator started", "addr", ln.Addr().String(), "brokers", e.brokers,
 		"rules", len(e.eng.Rules().Groups), "longest_span", e.eng.LongestSpan())
@@ -227,26 +218,8 @@ func (e *Evaluator) restoreAlerts(ctx context.Context) error {
 // consume runs consumer-group generations until ctx ends.
 func (e *Evaluator) consume(ctx context.Context) {
 	topic := e.cfg.Kafka.EventsTopic
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: e.cfg.Evaluator.GroupID, Brokers: e.brokers, Topics: []string{topic},
-		StartOffset: kafka.FirstOffset, Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		e.log.Error("consumer group", "err", err)
-		return
-	}
-	defer cg.Close()
-	for ctx.Err() == nil {
-		gen, err := cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("consumer group generation", "err", err)
-				time.Sleep(time.Second)
-			}
-			continue
-		}
-		e.runGeneration(ctx, gen, topic)
-	}
+	consumeGroup(ctx, e.log, e.brokers, e.cfg.Evaluator.GroupID, topic,
+		func(ctx context.Context, gen *kafka.Generation) { e.runGeneration(ctx, gen, topic) })
 }
 
 // inbox queues what the partition readers fetched for the applying
@@ -328,31 +301,15 @@ func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, to
 		e.log.Warn("offsets for rebuild", "err", err)
 		return
 	}
-	box := newInbox(64 << 10)
-	genCtx, stop := context.WithCancel(ctx)
-	var readers sync.WaitGroup
+	from := map[int]int64{}
 	for _, pa := range assigned {
-		start := starts[pa.ID]
-		if pa.Offset >= 0 && pa.Offset < start {
-			start = pa.Offset // committed but not yet applied anywhere: never skip it
+		from[pa.ID] = starts[pa.ID]
+		if pa.Offset >= 0 && pa.Offset < from[pa.ID] {
+			from[pa.ID] = pa.Offset // committed but not yet applied anywhere: never skip it
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: topic, Partition: pa.ID,
-			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
-		if err := r.SetOffset(start); err != nil {
-			e.log.Warn("set offset", "partition", pa.ID, "err", err)
-		}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			defer r.Close()
-			for {
-				m, err := r.ReadMessage(genCtx)
-				if !box.put(genCtx, m, err) || err != nil {
-					return
-				}
-			}
-		}()
 	}
+	genCtx, stop := context.WithCancel(ctx)
+	waitReaders, box := readPartitions(genCtx, e.log, e.brokers, topic, from, 16<<20)
 	e.log.Info("generation joined", "generation", gen.ID, "partitions", len(assigned), "rebuild_since", since)
 
 	applied := map[int]int64{}   // next offset to commit, per partition
@@ -371,7 +328,7 @@ func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, to
 		e.commit(gen, topic, applied, committed)
 		stop()
 		box.close()
-		readers.Wait()
+		waitReaders()
 	}()
 	genDone := make(chan struct{})
 	gen.Start(func(gctx context.Context) { <-gctx.Done(); close(genDone) })
@@ -442,22 +399,9 @@ func (e *Evaluator) apply(m kafka.Message) {
 }
 
 func (e *Evaluator) commit(gen *kafka.Generation, topic string, applied, committed map[int]int64) {
-	offs := map[int]int64{}
-	for p, o := range applied {
-		if committed[p] != o {
-			offs[p] = o
-		}
-	}
-	if len(offs) == 0 {
-		return
-	}
-	if err := gen.CommitOffsets(map[string]map[int]int64{topic: offs}); err != nil {
+	if err := commitChanged(gen, topic, applied, committed); err != nil {
 		e.m.commitFailure.Inc()
 		e.log.Warn("commit offsets", "err", err)
-		return
-	}
-	for p, o := range offs {
-		committed[p] = o
 	}
 }
 
@@ -579,21 +523,14 @@ func (e *Evaluator) routes() http.Handler {
 		if fp := r.URL.Query().Get("fingerprint"); fp != "" {
 			snap = slices.DeleteFunc(slices.Clone(snap), func(a alert.Alert) bool { return a.Fingerprint != fp })
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"alerts": snap})
+		writeJSON(w, map[string]any{"alerts": snap})
 	})
 	return mux
 }
 
 // Stop stops consuming (committing what was applied) and the HTTP server.
 func (e *Evaluator) Stop(ctx context.Context) error {
-	err := e.server.Shutdown(ctx)
-	e.cancel()
-	e.wg.Wait()
-	if perr := e.producer.Close(); perr != nil && err == nil {
-		err = perr
-	}
-	return err
+	return shutdown(ctx, e.server, e.cancel, &e.wg, e.producer)
 }
 
 func totalKeys(st window.Stats) int {

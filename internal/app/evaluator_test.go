@@ -156,6 +156,19 @@ func TestEvaluatorEndToEnd(t *testing.T) {
 	if len(body.Alerts) != 1 || body.Alerts[0].Fingerprint != firing.Fingerprint {
 		t.Errorf("alerts API: %+v", body.Alerts)
 	}
+	// Notifications link to one alert by its fingerprint.
+	for fp, want := range map[string]int{firing.Fingerprint: 1, "0123456789abcdef": 0} {
+		resp, err := http.Get(evBase + "/api/v1/alerts?fingerprint=" + fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var one struct{ Alerts []alert.Alert }
+		err = json.NewDecoder(resp.Body).Decode(&one)
+		resp.Body.Close()
+		if err != nil || len(one.Alerts) != want {
+			t.Errorf("alerts API ?fingerprint=%s: %d alerts (%v), want %d", fp, len(one.Alerts), err, want)
+		}
+	}
 }
 
 // TestEvaluatorReload: a good reload swaps the rules; a bad file keeps the

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -185,20 +184,12 @@ func (n *Notifier) Start(ctx context.Context) error {
 			return fmt.Errorf("notifier topics: %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", nc.Listen)
+	srv, ln, err := serveHTTP("notifier.listen", nc.Listen, n.routes(), n.log, &n.wg)
 	if err != nil {
-		return fmt.Errorf("notifier.listen: %w", err)
+		return err
 	}
-	n.listener = ln
-	n.server = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
-	n.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		if err := n.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("http server", "err", err)
-		}
-	}()
+	n.server, n.listener = srv, ln
+	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.consume(ctx) }()
 	names := make([]string, len(n.receivers))
 	for i, r := range n.receivers {
@@ -208,28 +199,11 @@ func (n *Notifier) Start(ctx context.Context) error {
 	return nil
 }
 
+// consume runs consumer-group generations until ctx ends.
 func (n *Notifier) consume(ctx context.Context) {
 	topic := n.cfg.Evaluator.AlertsTopic
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: n.cfg.Notifier.GroupID, Brokers: n.brokers, Topics: []string{topic},
-		StartOffset: kafka.FirstOffset, Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		n.log.Error("consumer group", "err", err)
-		return
-	}
-	defer cg.Close()
-	for ctx.Err() == nil {
-		gen, err := cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				n.log.Warn("consumer group generation", "err", err)
-				time.Sleep(time.Second)
-			}
-			continue
-		}
-		n.runGeneration(ctx, gen, topic)
-	}
+	consumeGroup(ctx, n.log, n.brokers, n.cfg.Notifier.GroupID, topic,
+		func(ctx context.Context, gen *kafka.Generation) { n.runGeneration(ctx, gen, topic) })
 }
 
 // offsetTracker knows, per partition, which notified records some receiver
@@ -320,26 +294,11 @@ func (n *Notifier) runGeneration(ctx context.Context, gen *kafka.Generation, top
 		workers.Add(1)
 		go func() { defer workers.Done(); r.Run(genCtx) }()
 	}
-	box := newInbox(4096)
-	var readers sync.WaitGroup
+	from := map[int]int64{}
 	for _, pa := range assigned {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.brokers, Topic: topic, Partition: pa.ID,
-			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
-		if err := r.SetOffset(kafka.FirstOffset); err != nil {
-			n.log.Warn("set offset", "partition", pa.ID, "err", err)
-		}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			defer r.Close()
-			for {
-				m, err := r.ReadMessage(genCtx)
-				if !box.put(genCtx, m, err) || err != nil {
-					return
-				}
-			}
-		}()
+		from[pa.ID] = kafka.FirstOffset
 	}
+	waitReaders, box := readPartitions(genCtx, n.log, n.brokers, topic, from, 8<<20)
 	n.log.Info("generation joined", "generation", gen.ID, "partitions", len(assigned))
 
 	tracker := newOffsetTracker()
@@ -354,7 +313,7 @@ func (n *Notifier) runGeneration(ctx context.Context, gen *kafka.Generation, top
 		workers.Wait()
 		n.commit(gen, topic, tracker, lastCommitted)
 		box.close()
-		readers.Wait()
+		waitReaders()
 		n.ready.Store(false)
 	}()
 	genDone := make(chan struct{})
@@ -442,22 +401,9 @@ func (n *Notifier) resendFiring(firing map[string]*alert.Alert) {
 }
 
 func (n *Notifier) commit(gen *kafka.Generation, topic string, tracker *offsetTracker, last map[int]int64) {
-	offs := tracker.commitable()
-	for p, o := range offs {
-		if last[p] == o {
-			delete(offs, p)
-		}
-	}
-	if len(offs) == 0 {
-		return
-	}
-	if err := gen.CommitOffsets(map[string]map[int]int64{topic: offs}); err != nil {
+	if err := commitChanged(gen, topic, tracker.commitable(), last); err != nil {
 		n.commitFails.Inc()
 		n.log.Warn("commit offsets", "err", err)
-		return
-	}
-	for p, o := range offs {
-		last[p] = o
 	}
 }
 
@@ -477,19 +423,12 @@ func (n *Notifier) routes() http.Handler {
 			out = append(out, receiverStatus{Name: r.Name, Resends: r.Resends, QueueLength: r.Queue.Len()})
 		}
 		slices.SortFunc(out, func(a, b receiverStatus) int { return strings.Compare(a.Name, b.Name) })
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"receivers": out})
+		writeJSON(w, map[string]any{"receivers": out})
 	})
 	return mux
 }
 
 // Stop stops consuming (committing what was delivered) and the HTTP server.
 func (n *Notifier) Stop(ctx context.Context) error {
-	err := n.server.Shutdown(ctx)
-	n.cancel()
-	n.wg.Wait()
-	if perr := n.producer.Close(); perr != nil && err == nil {
-		err = perr
-	}
-	return err
+	return shutdown(ctx, n.server, n.cancel, &n.wg, n.producer)
 }

@@ -1,8 +1,17 @@
 package app
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,4 +40,44 @@ func opsRoutes(mux *http.ServeMux, reg *prometheus.Registry, ready *atomic.Bool,
 		}
 		_, _ = w.Write([]byte("OK\n"))
 	})
+}
+
+// serveHTTP listens on addr and serves h from a goroutine counted by wg,
+// until the server is shut down. setting names the address's
+// configuration key in the error.
+func serveHTTP(setting, addr string, h http.Handler, log *slog.Logger, wg *sync.WaitGroup) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return srv, ln, nil
+}
+
+// shutdown stops a service built on serveHTTP: the HTTP server first (no
+// new requests), then its goroutines (cancel, wait), then what they used.
+func shutdown(ctx context.Context, srv *http.Server, cancel context.CancelFunc, wg *sync.WaitGroup, closers ...io.Closer) error {
+	err := srv.Shutdown(ctx)
+	cancel()
+	wg.Wait()
+	for _, c := range closers {
+		if cerr := c.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// writeJSON answers v as JSON.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
 }
