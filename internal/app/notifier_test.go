@@ -233,7 +233,18 @@ func TestNotifierEndToEnd(t *testing.T) {
 // the message posted before it.
 func TestNotifierDeliversOnce(t *testing.T) {
 	ing, _ := startIngest(t, testConfig(t))
-	brokers := ing.Brokers()
+	deliversOnce(t, ing.Brokers())
+}
+
+// TestNotifierDeliversOnceRealKafka: the same on a real Apache Kafka
+// broker, where the notification log is a topic with cleanup.policy
+// compact.
+func TestNotifierDeliversOnceRealKafka(t *testing.T) {
+	b := startRealBroker(t, 19792)
+	deliversOnce(t, b.addr())
+}
+
+func deliversOnce(t *testing.T, brokers []string) {
 	sl := slacktest.New(t)
 	sl.AddChannel(testSlackChannel)
 	hook := amtest.NewWebhook(t)
