@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (make test): formatting and vet, then every test,
-# with the integration tests against a real Apache Kafka broker and a real
+# with the integration tests against a real Apache Kafka broker, embedded
+# ClickHouse (chDB, whose library scripts/chdb.sh fetches) and a real
 # Alertmanager enabled. The broker jars are fetched once into the cache
 # (scripts/kafka.sh fetch); Alertmanager is Debian's prometheus-alertmanager,
 # installed here when missing. The tests start and stop their own servers on
@@ -21,6 +22,10 @@ go run ./cmd/evaluator test rules/tests/*.yaml
 
 echo "==> fetching the Kafka broker (cached)"
 scripts/kafka.sh fetch
+
+echo "==> embedded ClickHouse library (chDB, cached)"
+CHDB_LIB_PATH="$(scripts/chdb.sh fetch)"
+export CHDB_LIB_PATH
 
 echo "==> Alertmanager (Debian package prometheus-alertmanager)"
 if ! command -v prometheus-alertmanager >/dev/null; then
