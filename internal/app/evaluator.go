@@ -218,7 +218,7 @@ func (e *Evaluator) restoreAlerts(ctx context.Context) error {
 // consume runs consumer-group generations until ctx ends.
 func (e *Evaluator) consume(ctx context.Context) {
 	topic := e.cfg.Kafka.EventsTopic
-	consumeGroup(ctx, e.log, e.brokers, e.cfg.Evaluator.GroupID, topic,
+	consumeGroup(ctx, e.log, e.brokers, e.cfg.Evaluator.GroupID, []string{topic},
 		func(ctx context.Context, gen *kafka.Generation) { e.runGeneration(ctx, gen, topic) })
 }
 
@@ -309,7 +309,8 @@ func (e *Evaluator) runGeneration(ctx context.Context, gen *kafka.Generation, to
 		}
 	}
 	genCtx, stop := context.WithCancel(ctx)
-	waitReaders, box := readPartitions(genCtx, e.log, e.brokers, topic, from, 16<<20)
+	box := newInbox(64 << 10)
+	waitReaders := readPartitions(genCtx, e.log, e.brokers, topic, from, 16<<20, box)
 	e.log.Info("generation joined", "generation", gen.ID, "partitions", len(assigned), "rebuild_since", since)
 
 	applied := map[int]int64{}   // next offset to commit, per partition

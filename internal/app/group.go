@@ -9,12 +9,12 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// consumeGroup joins consumer group groupID on topic and calls run for
+// consumeGroup joins consumer group groupID on topics and calls run for
 // every generation, one after the other, until ctx ends. run returns when
 // its generation ends (a rebalance) or ctx does. A new group starts at the
 // first offset.
-func consumeGroup(ctx context.Context, log *slog.Logger, brokers []string, groupID, topic string, run func(ctx context.Context, gen *kafka.Generation)) {
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{ID: groupID, Brokers: brokers, Topics: []string{topic},
+func consumeGroup(ctx context.Context, log *slog.Logger, brokers []string, groupID string, topics []string, run func(ctx context.Context, gen *kafka.Generation)) {
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{ID: groupID, Brokers: brokers, Topics: topics,
 		StartOffset: kafka.FirstOffset, Timeout: 10 * time.Second})
 	if err != nil {
 		log.Error("consumer group", "err", err)
@@ -38,8 +38,7 @@ func consumeGroup(ctx context.Context, log *slog.Logger, brokers []string, group
 // offset there, feeding box until ctx ends or box is closed; the returned
 // function waits for the readers to finish. A reader's error ends that
 // reader and is handed to box.
-func readPartitions(ctx context.Context, log *slog.Logger, brokers []string, topic string, starts map[int]int64, maxBytes int) (wait func(), box *inbox) {
-	box = newInbox(64 << 10)
+func readPartitions(ctx context.Context, log *slog.Logger, brokers []string, topic string, starts map[int]int64, maxBytes int, box *inbox) (wait func()) {
 	var readers sync.WaitGroup
 	for p, start := range starts {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
@@ -59,7 +58,7 @@ func readPartitions(ctx context.Context, log *slog.Logger, brokers []string, top
 			}
 		}()
 	}
-	return readers.Wait, box
+	return readers.Wait
 }
 
 // commitChanged commits the offsets of offs that differ from last (what

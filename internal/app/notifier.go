@@ -202,7 +202,7 @@ func (n *Notifier) Start(ctx context.Context) error {
 // consume runs consumer-group generations until ctx ends.
 func (n *Notifier) consume(ctx context.Context) {
 	topic := n.cfg.Evaluator.AlertsTopic
-	consumeGroup(ctx, n.log, n.brokers, n.cfg.Notifier.GroupID, topic,
+	consumeGroup(ctx, n.log, n.brokers, n.cfg.Notifier.GroupID, []string{topic},
 		func(ctx context.Context, gen *kafka.Generation) { n.runGeneration(ctx, gen, topic) })
 }
 
@@ -298,7 +298,8 @@ func (n *Notifier) runGeneration(ctx context.Context, gen *kafka.Generation, top
 	for _, pa := range assigned {
 		from[pa.ID] = kafka.FirstOffset
 	}
-	waitReaders, box := readPartitions(genCtx, n.log, n.brokers, topic, from, 8<<20)
+	box := newInbox(4096)
+	waitReaders := readPartitions(genCtx, n.log, n.brokers, topic, from, 8<<20, box)
 	n.log.Info("generation joined", "generation", gen.ID, "partitions", len(assigned))
 
 	tracker := newOffsetTracker()

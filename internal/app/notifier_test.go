@@ -346,19 +346,5 @@ func TestNotifierReceiverDownThenUp(t *testing.T) {
 // topic: the number of records it is done with.
 func committedOffsets(t *testing.T, brokers []string, group string) int64 {
 	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: tr}
-	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group,
-		Topics: map[string][]int{"vigia.alerts": {0, 1, 2}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum int64
-	for _, p := range resp.Topics["vigia.alerts"] {
-		if p.CommittedOffset > 0 {
-			sum += p.CommittedOffset
-		}
-	}
-	return sum
+	return committedOffsetsOf(t, brokers, group, "vigia.alerts")
 }

@@ -12,16 +12,44 @@ import (
 // variables are the YAML paths: kafka.brokers, flag --kafka.brokers,
 // variable VIGIA_KAFKA_BROKERS.
 type Config struct {
-	Log       Log       `yaml:"log"`
-	HTTP      HTTP      `yaml:"http"`
-	Kafka     Kafka     `yaml:"kafka"`
-	Meta      Meta      `yaml:"meta"`
-	Privacy   Privacy   `yaml:"privacy"`
-	OptOut    OptOut    `yaml:"optout"`
-	Twilio    Twilio    `yaml:"twilio"`
-	SendGrid  SendGrid  `yaml:"sendgrid"`
-	Evaluator Evaluator `yaml:"evaluator"`
-	Notifier  Notifier  `yaml:"notifier"`
+	Log        Log        `yaml:"log"`
+	HTTP       HTTP       `yaml:"http"`
+	Kafka      Kafka      `yaml:"kafka"`
+	Meta       Meta       `yaml:"meta"`
+	Privacy    Privacy    `yaml:"privacy"`
+	OptOut     OptOut     `yaml:"optout"`
+	Twilio     Twilio     `yaml:"twilio"`
+	SendGrid   SendGrid   `yaml:"sendgrid"`
+	Evaluator  Evaluator  `yaml:"evaluator"`
+	Notifier   Notifier   `yaml:"notifier"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+}
+
+// ClickHouse configures the history store (a ClickHouse server, or
+// embedded chDB) and the sink that fills it.
+type ClickHouse struct {
+	Addr         string         `yaml:"addr" help:"ClickHouse server host:port (native protocol); empty runs embedded chDB in clickhouse.path"`
+	Database     string         `yaml:"database" help:"database of Vigia's tables (created if missing)"`
+	Username     string         `yaml:"username" help:"ClickHouse user (server only)"`
+	Password     string         `yaml:"password" secret:"true" help:"ClickHouse password (server only)"`
+	Path         string         `yaml:"path" help:"data directory of embedded chDB; one process at a time may hold it"`
+	EventsTTL    time.Duration  `yaml:"events_ttl" help:"how long raw events are kept"`
+	RecipientTTL time.Duration  `yaml:"recipient_ttl" help:"how long the recipient pseudonym of an event is kept (then cleared; the row stays)"`
+	RollupsTTL   time.Duration  `yaml:"rollups_ttl" help:"how long the per-minute rollups are kept (longer than raw events)"`
+	AlertsTTL    time.Duration  `yaml:"alerts_ttl" help:"how long alert state changes and route actions are kept"`
+	RawTTL       time.Duration  `yaml:"raw_ttl" help:"how long archived raw payloads are kept (short: personal data)"`
+	Sink         ClickHouseSink `yaml:"sink"`
+}
+
+// ClickHouseSink configures the sink: the consumer group that copies the
+// events, alerts and actions topics into ClickHouse.
+type ClickHouseSink struct {
+	Listen     string        `yaml:"listen" help:"address of the sink's HTTP server (metrics, health)"`
+	GroupID    string        `yaml:"group_id" help:"Kafka consumer group of the sinks"`
+	BatchRows  int           `yaml:"batch_rows" help:"rows per insert: a batch is written when it has this many rows..."`
+	BatchWait  time.Duration `yaml:"batch_wait" help:"...or when its oldest row has waited this long"`
+	MaxBackoff time.Duration `yaml:"max_backoff" help:"longest wait between retries of an insert ClickHouse refused"`
+	ArchiveRaw bool          `yaml:"archive_raw" help:"also copy the raw topic into raw_payloads (personal data; needs kafka.raw_enabled)"`
 }
 
 // Notifier configures the notifier: its consumer group on the alerts
@@ -115,6 +143,7 @@ type Kafka struct {
 	PublishTimeout    time.Duration `yaml:"publish_timeout" help:"longest wait for Kafka to acknowledge one request's records before answering 503"`
 	BatchTimeout      time.Duration `yaml:"batch_timeout" help:"producer linger: how long records wait for more to share a batch"`
 	Compression       string        `yaml:"compression" help:"producer compression: none, gzip, snappy, lz4 or zstd"`
+	ActionsTopic      string        `yaml:"actions_topic" help:"topic of route changes (the control API's audit log), copied to ClickHouse"`
 }
 
 // Embedded configures the in-process Kafka-protocol broker used when no
@@ -193,6 +222,7 @@ func Default() Config {
 			PublishTimeout:    10 * time.Second,
 			BatchTimeout:      2 * time.Millisecond,
 			Compression:       "lz4",
+			ActionsTopic:      "vigia.actions",
 		},
 		Meta:     Meta{MaxLearnedNumbers: 100000},
 		SendGrid: SendGrid{MaxSkew: 10 * time.Minute},
@@ -222,6 +252,17 @@ func Default() Config {
 			CommitInterval: time.Second,
 			Alertmanager:   NotifierAlertmanager{ResendInterval: time.Minute, Timeout: 10 * time.Second},
 			Slack:          NotifierSlack{Timeout: 10 * time.Second},
+		},
+		ClickHouse: ClickHouse{
+			Database:     "vigia",
+			Path:         "data/chdb",
+			EventsTTL:    90 * 24 * time.Hour,
+			RecipientTTL: 30 * 24 * time.Hour,
+			RollupsTTL:   400 * 24 * time.Hour,
+			AlertsTTL:    400 * 24 * time.Hour,
+			RawTTL:       72 * time.Hour,
+			Sink: ClickHouseSink{Listen: "127.0.0.1:8083", GroupID: "vigia-sink", BatchRows: 50000,
+				BatchWait: time.Second, MaxBackoff: 30 * time.Second},
 		},
 	}
 }

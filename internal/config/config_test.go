@@ -114,6 +114,7 @@ func TestLoadFullFile(t *testing.T) {
 			PublishTimeout:    5 * time.Second,
 			BatchTimeout:      5 * time.Millisecond,
 			Compression:       "zstd",
+			ActionsTopic:      "prod.actions",
 		},
 		Meta: Meta{
 			VerifyToken:       "file-verify-token",
@@ -137,6 +138,11 @@ func TestLoadFullFile(t *testing.T) {
 				Routes: []SlackRoute{{Match: map[string]string{"severity": "critical"}, Channel: "#vigia-critical"},
 					{Match: map[string]string{"use_case": "billing"}, Channel: "#billing-oncall"}},
 				RunbookBaseURL: "https://wiki.example.com/runbooks", Timeout: 3 * time.Second}},
+		ClickHouse: ClickHouse{Addr: "clickhouse-1:9000", Database: "prod_vigia", Username: "vigia", Password: "file-clickhouse-password",
+			Path: "/var/lib/vigia/chdb", EventsTTL: 720 * time.Hour, RecipientTTL: 240 * time.Hour, RollupsTTL: 8760 * time.Hour,
+			AlertsTTL: 4380 * time.Hour, RawTTL: 24 * time.Hour,
+			Sink: ClickHouseSink{Listen: "0.0.0.0:9093", GroupID: "prod-sink", BatchRows: 20000, BatchWait: 2 * time.Second,
+				MaxBackoff: time.Minute, ArchiveRaw: true}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("full.yaml:\n got %+v\nwant %+v", cfg, want)
@@ -522,6 +528,7 @@ func TestDescribe(t *testing.T) {
 		"twilio.auth_tokens":         "<secret>",
 		"sendgrid.public_keys":       "<secret>",
 		"notifier.slack.token":       "<secret>",
+		"clickhouse.password":        "<secret>",
 		"kafka.partitions":           "12",
 		"kafka.brokers":              "[kafka-1:9092 kafka-2:9092]",
 		"kafka.publish_timeout":      "5s",
@@ -547,12 +554,12 @@ func TestDescribe(t *testing.T) {
 	if _, ok := byKey["meta.phone_numbers"]; ok {
 		t.Error("meta.phone_numbers (YAML-only) is described as a setting")
 	}
-	if len(rows) != 67 {
-		t.Errorf("described %d settings, want 67", len(rows))
+	if len(rows) != 84 {
+		t.Errorf("described %d settings, want 84", len(rows))
 	}
 	// No secret text leaks in any value.
 	for _, r := range rows {
-		for _, s := range []string{"file-verify-token", "file-secret", "file-pseudonym-key", "twilio-token", "MFkwEwYH", "file-slack-token"} {
+		for _, s := range []string{"file-verify-token", "file-secret", "file-pseudonym-key", "twilio-token", "MFkwEwYH", "file-slack-token", "file-clickhouse-password"} {
 			if strings.Contains(r[2], s) {
 				t.Errorf("%s value %q leaks a secret", r[0], r[2])
 			}

@@ -19,8 +19,9 @@ func (c *Config) Validate() error { return c.ValidateFor("") }
 // "notifier" check the shared sections and their own; any other name (an
 // all-in-one run, "") checks everything.
 func (c *Config) ValidateFor(service string) error {
-	all := service != "ingest" && service != "evaluator" && service != "notifier"
+	all := service != "ingest" && service != "evaluator" && service != "notifier" && service != "sink"
 	ingest, evaluator, notifier := all || service == "ingest", all || service == "evaluator", all || service == "notifier"
+	sink := all || service == "sink"
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -99,8 +100,11 @@ func (c *Config) ValidateFor(service string) error {
 	if ingest {
 		errs = append(errs, c.validateIngest()...)
 	}
-	if evaluator || notifier {
+	if evaluator || notifier || sink {
 		errs = append(errs, c.validateAlertsTopic(seen)...)
+	}
+	if sink {
+		errs = append(errs, c.validateClickHouse(seen)...)
 	}
 	if evaluator {
 		errs = append(errs, c.validateEvaluator()...)
@@ -266,6 +270,52 @@ func (c *Config) validateNotifier(seen map[string]string) []error {
 		if r.Channel == "" || len(r.Match) == 0 {
 			bad(fmt.Sprintf("notifier.slack.routes[%d]", i), "needs match (labels) and channel")
 		}
+	}
+	return errs
+}
+
+func (c *Config) validateClickHouse(seen map[string]string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	ch := c.ClickHouse
+	if t := c.Kafka.ActionsTopic; t == "" {
+		bad("kafka.actions_topic", "required")
+	} else if other, dup := seen[t]; dup {
+		bad("kafka.actions_topic", "same topic %q as %s", t, other)
+	}
+	if ch.Addr != "" {
+		if _, _, err := net.SplitHostPort(ch.Addr); err != nil {
+			bad("clickhouse.addr", "not host:port: %q", ch.Addr)
+		}
+	} else if ch.Path == "" {
+		bad("clickhouse.path", "required when clickhouse.addr is empty (embedded chDB)")
+	}
+	if ch.Database == "" {
+		bad("clickhouse.database", "required")
+	}
+	for key, d := range map[string]time.Duration{"clickhouse.events_ttl": ch.EventsTTL, "clickhouse.recipient_ttl": ch.RecipientTTL,
+		"clickhouse.rollups_ttl": ch.RollupsTTL, "clickhouse.alerts_ttl": ch.AlertsTTL, "clickhouse.raw_ttl": ch.RawTTL,
+		"clickhouse.sink.batch_wait": ch.Sink.BatchWait, "clickhouse.sink.max_backoff": ch.Sink.MaxBackoff} {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	if ch.RecipientTTL > ch.EventsTTL {
+		bad("clickhouse.recipient_ttl", "longer than clickhouse.events_ttl (%s): the rows go first", ch.EventsTTL)
+	}
+	if ch.Sink.BatchRows < 1 || ch.Sink.BatchRows > 1000000 {
+		bad("clickhouse.sink.batch_rows", "must be between 1 and 1000000 (ClickHouse advises 10000 to 100000), got %d", ch.Sink.BatchRows)
+	}
+	if _, _, err := net.SplitHostPort(ch.Sink.Listen); err != nil {
+		bad("clickhouse.sink.listen", "not host:port: %q", ch.Sink.Listen)
+	}
+	if ch.Sink.GroupID == "" {
+		bad("clickhouse.sink.group_id", "required")
+	}
+	if ch.Sink.ArchiveRaw && !c.Kafka.RawEnabled {
+		bad("clickhouse.sink.archive_raw", "needs kafka.raw_enabled (nothing is published to the raw topic otherwise)")
 	}
 	return errs
 }

@@ -1,0 +1,237 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"vigia/internal/config"
+	"vigia/internal/kafkaio"
+	"vigia/internal/sink"
+	"vigia/internal/store"
+)
+
+// SinkFlushCheck is how often the sink looks for a batch that waited
+// long enough.
+var SinkFlushCheck = 100 * time.Millisecond
+
+// Sink is the ClickHouse sink service: its own consumer group on the
+// events, alerts and actions topics (and the raw topic when archived),
+// batched inserts, offsets committed after ClickHouse acknowledged.
+// Alerting never waits on it: when ClickHouse is down the sink retries,
+// its consumer group lags, and it catches up when ClickHouse is back.
+type Sink struct {
+	cfg     config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	brokers []string
+	store   *store.Store
+	ins     sink.Inserter
+	topics  map[string]string // topic → table
+	sk      *sink.Sink
+
+	server   *http.Server
+	listener net.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	ready    atomic.Bool
+}
+
+// NewSink builds the service on an open, migrated store. ins is where
+// rows go: the store itself, or (tests) a wrapper around it.
+func NewSink(cfg config.Config, log *slog.Logger, st *store.Store, ins sink.Inserter) *Sink {
+	s := &Sink{cfg: cfg, log: log, reg: newRegistry(), brokers: cfg.Kafka.Brokers, store: st, ins: ins,
+		topics: map[string]string{
+			cfg.Kafka.EventsTopic:     sink.TableEvents,
+			cfg.Evaluator.AlertsTopic: sink.TableAlerts,
+			cfg.Kafka.ActionsTopic:    sink.TableActions,
+		}}
+	if cfg.ClickHouse.Sink.ArchiveRaw {
+		s.topics[cfg.Kafka.RawTopic] = sink.TableRaw
+	}
+	if len(s.brokers) == 0 {
+		s.brokers = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Kafka.Embedded.Port)}
+	}
+	bs := cfg.ClickHouse.Sink
+	s.sk = sink.New(ins, sink.Options{Topics: s.topics, BatchRows: bs.BatchRows, BatchWait: bs.BatchWait,
+		MaxBackoff: bs.MaxBackoff, Log: log, Registerer: s.reg})
+	return s
+}
+
+// OpenStore opens the configured store and applies the migrations and
+// retention.
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
+	ch := cfg.ClickHouse
+	st, err := store.Open(ctx, store.Options{Addr: ch.Addr, Database: ch.Database, Username: ch.Username,
+		Password: ch.Password, Path: ch.Path})
+	if err != nil {
+		return nil, err
+	}
+	applied, err := st.Migrate(ctx, store.Retention{Events: ch.EventsTTL, Recipient: ch.RecipientTTL,
+		Rollups: ch.RollupsTTL, Alerts: ch.AlertsTTL, Raw: ch.RawTTL})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	log.Info("clickhouse store open", "engine", st.Engine(), "database", st.Database(), "migrations_applied", applied)
+	return st, nil
+}
+
+// Registry exposes the metrics registry (tests).
+func (s *Sink) Registry() *prometheus.Registry { return s.reg }
+
+// Addr is the HTTP address after Start.
+func (s *Sink) Addr() string { return s.listener.Addr().String() }
+
+// Start creates the topics if needed, serves HTTP and joins the group.
+func (s *Sink) Start(ctx context.Context) error {
+	k := s.cfg.Kafka
+	ctx, s.cancel = context.WithCancel(ctx)
+	if k.CreateTopics {
+		specs := []kafkaio.TopicSpec{
+			{Name: k.EventsTopic, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, Retention: k.EventsRetention},
+			{Name: s.cfg.Evaluator.AlertsTopic, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, Retention: s.cfg.Evaluator.AlertsRetention},
+			{Name: k.ActionsTopic, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, Retention: s.cfg.Evaluator.AlertsRetention},
+		}
+		if s.cfg.ClickHouse.Sink.ArchiveRaw {
+			specs = append(specs, kafkaio.TopicSpec{Name: k.RawTopic, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor, Retention: k.RawRetention})
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := kafkaio.EnsureTopics(sctx, s.brokers, specs)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("sink topics: %w", err)
+		}
+	}
+	srv, ln, err := serveHTTP("clickhouse.sink.listen", s.cfg.ClickHouse.Sink.Listen, s.routes(), s.log, &s.wg)
+	if err != nil {
+		return err
+	}
+	s.server, s.listener = srv, ln
+	topics := make([]string, 0, len(s.topics))
+	for t := range s.topics {
+		topics = append(topics, t)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		consumeGroup(ctx, s.log, s.brokers, s.cfg.ClickHouse.Sink.GroupID, topics, s.runGeneration)
+	}()
+	s.log.Info("sink started", "addr", ln.Addr().String(), "brokers", s.brokers, "topics", topics, "engine", s.store.Engine())
+	return nil
+}
+
+func (s *Sink) routes() http.Handler {
+	mux := http.NewServeMux()
+	opsRoutes(mux, s.reg, &s.ready, "joining the consumer group")
+	return mux
+}
+
+// runGeneration reads the assigned partitions from where ClickHouse's
+// progress and the committed offsets say, batches, inserts, commits.
+func (s *Sink) runGeneration(ctx context.Context, gen *kafka.Generation) {
+	var progress map[string]map[int]int64
+	for {
+		var err error
+		if progress, err = s.store.Progress(ctx); err == nil || ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("reading sink progress from ClickHouse; retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+	sk := s.sk
+	sk.Reset() // what the last generation read but did not write is read again
+	genCtx, stop := context.WithCancel(ctx)
+	box := newInbox(s.cfg.ClickHouse.Sink.BatchRows * 2)
+	var waits []func()
+	for topic, as := range gen.Assignments {
+		from := map[int]int64{}
+		for _, pa := range as {
+			from[pa.ID] = pa.Offset
+			if off, ok := progress[s.topics[topic]][pa.ID]; ok {
+				if pa.Offset < off+1 {
+					from[pa.ID] = off + 1 // stored, though the commit did not happen: do not insert again
+				}
+			}
+			if from[pa.ID] < 0 {
+				from[pa.ID] = kafka.FirstOffset
+			}
+		}
+		waits = append(waits, readPartitions(genCtx, s.log, s.brokers, topic, from, 16<<20, box))
+	}
+	s.ready.Store(true)
+	s.log.Info("generation joined", "generation", gen.ID, "assignments", len(gen.Assignments))
+	committed := map[string]map[int]int64{}
+	tick := time.NewTicker(SinkFlushCheck)
+	defer func() {
+		tick.Stop()
+		// What is read but not written stays uncommitted: the next owner
+		// reads it again.
+		stop()
+		box.close()
+		for _, w := range waits {
+			w()
+		}
+		s.ready.Store(false)
+	}()
+	genDone := make(chan struct{})
+	gen.Start(func(gctx context.Context) { <-gctx.Done(); close(genDone) })
+	flush := func() bool {
+		offs, err := sk.Flush(ctx)
+		for topic, ps := range offs {
+			if err := commitChanged(gen, topic, ps, ensure(committed, topic)); err != nil {
+				s.log.Warn("commit offsets", "err", err)
+			}
+		}
+		return err == nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-genDone:
+			return
+		case <-box.ready:
+			batch, err := box.take()
+			for i := range batch {
+				m := &batch[i]
+				sk.Add(m)
+				if sk.Full() && !flush() {
+					return
+				}
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("read", "err", err)
+				}
+				return
+			}
+		case <-tick.C:
+			sk.Lag()
+			if sk.Due() && !flush() {
+				return
+			}
+		}
+	}
+}
+
+func ensure(m map[string]map[int]int64, k string) map[int]int64 {
+	if m[k] == nil {
+		m[k] = map[int]int64{}
+	}
+	return m[k]
+}
+
+// Stop stops consuming and the HTTP server; rows read but not inserted
+// are read again by the next owner of their partitions.
+func (s *Sink) Stop(ctx context.Context) error {
+	return shutdown(ctx, s.server, s.cancel, &s.wg)
+}
