@@ -9,9 +9,9 @@
 // the program starts and panics without it: only the binaries that may
 // use chDB link it.
 //
-// Rows go in as ClickHouse VALUES text built here (see Values) with an
-// insert deduplication token, and come out as TabSeparated text rows: the
-// one format both engines speak, which keeps a single code path tested on
+// Rows go in as TabSeparated text built here (see Values) with an insert
+// deduplication token, and come out as TabSeparated text rows: the one
+// format both engines speak, which keeps a single code path tested on
 // chDB valid for the server.
 package store
 
@@ -143,11 +143,15 @@ func (s *Store) Insert(ctx context.Context, table, token string, v *Values) erro
 	b.WriteString(" (")
 	b.WriteString(strings.Join(v.cols, ", "))
 	b.WriteString(")")
+	// Synchronous inserts: the sink batches by itself, and an async
+	// insert is deduplicated by async_insert_deduplicate (off by default)
+	// instead of the token. chDB turns async_insert on by default.
+	b.WriteString(" SETTINGS async_insert = 0")
 	if token != "" {
-		b.WriteString(" SETTINGS insert_deduplication_token = ")
+		b.WriteString(", insert_deduplication_token = ")
 		b.WriteString(quote(token))
 	}
-	b.WriteString(" VALUES ")
+	b.WriteString(" FORMAT TabSeparated\n")
 	b.Write(v.buf)
 	if err := s.eng.Exec(ctx, b.String()); err != nil {
 		return fmt.Errorf("insert %d rows into %s: %w", v.Rows(), table, err)

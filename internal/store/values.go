@@ -6,9 +6,13 @@ import (
 	"unicode/utf8"
 )
 
-// Values builds the VALUES text of an insert, row by row, with typed
-// appends: the sink formats hundreds of thousands of rows a second, so
-// nothing here goes through reflection or fmt.
+// Values builds the rows of an insert, row by row, with typed appends,
+// as ClickHouse's TabSeparated text: the sink formats hundreds of
+// thousands of rows a second, so nothing here goes through reflection or
+// fmt. TabSeparated rather than VALUES because ClickHouse parses it about
+// ten times faster for wide rows (measured on chDB: 23 µs a row of the
+// events table as VALUES), and rather than a binary format because chDB
+// takes the query as a C string, which ends at the first zero byte.
 //
 //	v := NewValues("id", "n")
 //	v.Begin().Str("a").Int(1).End()
@@ -28,6 +32,9 @@ func (v *Values) Reset() { v.buf, v.rows = v.buf[:0], 0 }
 // Rows is the number of rows ended.
 func (v *Values) Rows() int { return v.rows }
 
+// Bytes is the text so far: rows of TabSeparated fields.
+func (v *Values) Bytes() []byte { return v.buf }
+
 // Len is the size of the text so far, in bytes.
 func (v *Values) Len() int { return len(v.buf) }
 
@@ -36,23 +43,19 @@ func (v *Values) Columns() []string { return v.cols }
 
 // Begin starts a row.
 func (v *Values) Begin() *Values {
-	if v.rows > 0 {
-		v.buf = append(v.buf, ',')
-	}
-	v.buf = append(v.buf, '(')
 	v.first = true
 	return v
 }
 
 // End ends the row.
 func (v *Values) End() {
-	v.buf = append(v.buf, ')')
+	v.buf = append(v.buf, '\n')
 	v.rows++
 }
 
 func (v *Values) sep() {
 	if !v.first {
-		v.buf = append(v.buf, ',')
+		v.buf = append(v.buf, '\t')
 	}
 	v.first = false
 }
@@ -60,7 +63,7 @@ func (v *Values) sep() {
 // Str appends a String value.
 func (v *Values) Str(s string) *Values {
 	v.sep()
-	v.buf = appendQuoted(v.buf, s)
+	v.buf = appendEscaped(v.buf, s)
 	return v
 }
 
@@ -89,7 +92,7 @@ func (v *Values) Bool(b bool) *Values {
 // Time appends a DateTime64(3, 'UTC') value.
 func (v *Values) Time(t time.Time) *Values {
 	v.sep()
-	v.buf = appendTime(v.buf, t)
+	v.buf = t.UTC().AppendFormat(v.buf, "2006-01-02 15:04:05.000")
 	return v
 }
 
@@ -97,7 +100,7 @@ func (v *Values) Time(t time.Time) *Values {
 func (v *Values) NullTime(t *time.Time) *Values {
 	if t == nil {
 		v.sep()
-		v.buf = append(v.buf, "NULL"...)
+		v.buf = append(v.buf, Null...)
 		return v
 	}
 	return v.Time(*t)
@@ -126,6 +129,39 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '\'')
 	b = t.AppendFormat(b, "2006-01-02 15:04:05.000")
 	return append(b, '\'')
+}
+
+// appendEscaped writes s as a TabSeparated field: backslash, tab,
+// newline, carriage return and zero escaped, invalid UTF-8 as U+FFFD.
+func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\':
+			b = append(b, '\\', '\\')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c == 0:
+			b = append(b, '\\', '0')
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+		default:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				b = utf8.AppendRune(b, utf8.RuneError)
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		i++
+	}
+	return b
 }
 
 // appendQuoted writes s as a ClickHouse string literal: quotes and
