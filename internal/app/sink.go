@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"vigia/internal/config"
 	"vigia/internal/kafkaio"
+	"vigia/internal/problem"
 	"vigia/internal/sink"
 	"vigia/internal/store"
 )
@@ -132,7 +135,59 @@ func (s *Sink) Start(ctx context.Context) error {
 func (s *Sink) routes() http.Handler {
 	mux := http.NewServeMux()
 	opsRoutes(mux, s.reg, &s.ready, "joining the consumer group")
+	// Embedded chDB locks its data path, so while the sink runs it is the
+	// only way to the history: a read-only SQL endpoint for analysts and
+	// scripts (a ClickHouse server has its own interfaces).
+	mux.HandleFunc("GET /api/v1/query", s.query)
+	mux.HandleFunc("POST /api/v1/query", s.query)
 	return mux
+}
+
+// maxQueryBytes bounds the SQL text of /api/v1/query.
+const maxQueryBytes = 64 << 10
+
+// query runs one read-only statement (SELECT, WITH, SHOW, DESCRIBE,
+// EXPLAIN, EXISTS) from ?query= or the request body and answers its rows
+// as TabSeparated text.
+func (s *Sink) query(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get("query")
+	if q == "" && r.Method == http.MethodPost {
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxQueryBytes))
+		if err != nil {
+			problem.Write(w, http.StatusRequestEntityTooLarge, "query too large", fmt.Sprintf("at most %d bytes", maxQueryBytes))
+			return
+		}
+		q = string(b)
+	}
+	q = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(q), ";"))
+	first, _, _ := strings.Cut(strings.ToUpper(q), " ")
+	first, _, _ = strings.Cut(first, "\n")
+	switch first {
+	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS":
+	case "":
+		problem.Write(w, http.StatusBadRequest, "no query", "send SQL in ?query= or as the request body")
+		return
+	default:
+		problem.Write(w, http.StatusForbidden, "read-only endpoint", "only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN and EXISTS statements run here")
+		return
+	}
+	var out []byte
+	err := s.store.Select(r.Context(), q, func(f [][]byte) error {
+		for i, x := range f {
+			if i > 0 {
+				out = append(out, '\t')
+			}
+			out = store.AppendTSVField(out, x)
+		}
+		out = append(out, '\n')
+		return nil
+	})
+	if err != nil {
+		problem.Write(w, http.StatusBadRequest, "query failed", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/tab-separated-values; charset=utf-8")
+	_, _ = w.Write(out)
 }
 
 // runGeneration reads the assigned partitions from where ClickHouse's

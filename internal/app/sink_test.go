@@ -6,6 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,7 +130,7 @@ func TestSinkEndToEnd(t *testing.T) {
 	ing, ingBase := startIngest(t, testConfig(t))
 	cfg := sinkConfig(t, ing.Brokers())
 	st := openTestStore(t, cfg)
-	startSink(t, cfg, st, st)
+	sk := startSink(t, cfg, st, st)
 
 	now := time.Now()
 	for i := range 4 {
@@ -155,6 +158,33 @@ func TestSinkEndToEnd(t *testing.T) {
 	eventually(t, 5*time.Second, "offsets committed", func() bool {
 		return committedOffsetsOf(t, ing.Brokers(), "test-sink", "vigia.events") == 1000
 	})
+
+	// The read-only SQL endpoint: the way to embedded chDB while the
+	// sink holds it.
+	base := "http://" + sk.Addr() + "/api/v1/query"
+	resp, err := http.Post(base, "text/plain", strings.NewReader("SELECT phone_number_id, count() FROM vigia.events GROUP BY phone_number_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "PN9\t1000\n" {
+		t.Errorf("query: %d %q", resp.StatusCode, body)
+	}
+	for q, code := range map[string]int{"INSERT INTO vigia.events (id) VALUES ('x')": 403, "DROP TABLE vigia.events": 403,
+		"": 400, "SELECT nope FROM vigia.events": 400} {
+		resp, err := http.Get(base + "?query=" + url.QueryEscape(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != code || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%q: %d %s, want %d with a problem body", q, resp.StatusCode, resp.Header.Get("Content-Type"), code)
+		}
+	}
+	if n := storeCount(t, st, "SELECT count() FROM vigia.events"); n != 1000 {
+		t.Errorf("events after refused statements: %d", n)
+	}
 }
 
 // TestSinkClickHouseDownCatchesUp: with ClickHouse refusing inserts, the

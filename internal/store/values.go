@@ -287,3 +287,12 @@ func ForEachTSVRow(buf []byte, fn func([][]byte) error) error {
 	}
 	return err
 }
+
+// AppendTSVField writes a field as Select handed it over back in
+// TabSeparated form (NULL stays \N).
+func AppendTSVField(b, f []byte) []byte {
+	if string(f) == Null {
+		return append(b, f...)
+	}
+	return appendEscaped(b, string(f))
+}
