@@ -18,8 +18,11 @@ DATA=data/demo-kafka
 echo "==> building"
 mkdir -p bin
 go build -o bin/ ./cmd/...
+echo "==> embedded ClickHouse library (chDB; fetched once, about 180 MB)"
+CHDB_LIB_PATH="$(scripts/chdb.sh fetch)"
+export CHDB_LIB_PATH
 
-rm -rf "$DATA"
+rm -rf "$DATA" data/demo-chdb
 mkdir -p data
 echo "==> starting ingest on the embedded broker (logs: data/demo-ingest.log)"
 bin/ingest --config.file deploy/demo.yaml >data/demo-ingest.log 2>&1 &
@@ -168,4 +171,20 @@ for a in json.load(sys.stdin):
 fi
 echo "==> notifier metrics"
 curl -fsS http://127.0.0.1:8082/metrics | grep -E '^vigia_notifier_notifications_total' | sed 's/^/    /'
-echo "==> done: ingest, evaluator and notifier stopped, data in $DATA"
+echo "==> starting the ClickHouse sink on embedded chDB (logs: data/demo-sink.log)"
+bin/sink --config.file deploy/demo.yaml --clickhouse.path=data/demo-chdb >data/demo-sink.log 2>&1 &
+MORE="$MORE $!"
+Q=http://127.0.0.1:8083/api/v1/query
+for _ in $(seq 1 100); do
+	n=$(curl -fsS "$Q" --data-binary 'SELECT count() FROM vigia.alerts' 2>/dev/null || echo 0)
+	[ "${n:-0}" -ge 3 ] && break
+	sleep 0.2
+done
+echo "==> history in ClickHouse (POST /api/v1/query on the sink; docs/queries.md has more)"
+echo "    events by kind (the sample payloads carry 2025 timestamps, beyond the 90-day retention: ClickHouse drops them on insert):"
+curl -fsS "$Q" --data-binary 'SELECT kind, count() FROM vigia.events GROUP BY kind ORDER BY kind' | sed 's/^/      /'
+echo "    failures per number and error code, from the per-minute rollups:"
+curl -fsS "$Q" --data-binary "SELECT phone_number_id, error_code, sum(failed) FROM vigia.rollup_minute WHERE failed > 0 GROUP BY phone_number_id, error_code ORDER BY 3 DESC LIMIT 3" | sed 's/^/      /'
+echo "    alert state changes:"
+curl -fsS "$Q" --data-binary "SELECT alertname, state, eval_time FROM vigia.alerts ORDER BY eval_time, alertname" | sed 's/^/      /'
+echo "==> done: ingest, evaluator, notifier and sink stopped, data in $DATA and data/demo-chdb"
