@@ -29,7 +29,7 @@ func records(n int) []kafka.Message {
 		ev := event.Event{SchemaVersion: event.SchemaVersion, Kind: event.KindStatus, Channel: event.ChannelWhatsApp,
 			Source: "meta", Field: "messages", EventTime: start.Add(time.Duration(i) * time.Millisecond),
 			ReceiveTime: start.Add(time.Duration(i)*time.Millisecond + 300*time.Millisecond),
-			WABAID: fmt.Sprintf("1022901293%05d", i%7), PhoneNumberID: fmt.Sprintf("1065403522%05d", i%1000),
+			WABAID:      fmt.Sprintf("1022901293%05d", i%7), PhoneNumberID: fmt.Sprintf("1065403522%05d", i%1000),
 			DisplayPhoneNumber: "15550783881", MessageID: fmt.Sprintf("wamid.HBgLNTUxMTk5OTk5OTk5FQIAERgS%016x", i/4),
 			Status:      statuses[i%4],
 			Recipient:   &event.Recipient{Pseudonym: fmt.Sprintf("55:%040x", i/4), CountryCode: "55", IDKind: "wa_id", Type: "individual"},

@@ -173,7 +173,17 @@ func (s *Store) Migrate(ctx context.Context, r Retention) ([]int, error) {
 // applyRetention sets every table's TTL from the configuration. The new
 // TTL applies to parts as they merge (materialize_ttl_after_modify = 0):
 // rewriting every part at each start would cost more than it saves.
+// Tables that are not MergeTree (the Distributed tables of a cluster,
+// deploy/clickhouse) are left alone: their TTLs live on the local tables,
+// which the cluster's operator sets ON CLUSTER.
 func (s *Store) applyRetention(ctx context.Context, p map[string]string) error {
+	engines := map[string]string{}
+	if err := s.Select(ctx, "SELECT name, engine FROM system.tables WHERE database = "+quote(s.db), func(f [][]byte) error {
+		engines[string(f[0])] = string(f[1])
+		return nil
+	}); err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
 	for _, st := range []string{
 		"ALTER TABLE ${db}.events MODIFY TTL toDateTime(event_time) + INTERVAL ${events_ttl_days} DAY",
 		"ALTER TABLE ${db}.events MODIFY COLUMN recipient String TTL toDateTime(event_time) + INTERVAL ${recipient_ttl_days} DAY",
@@ -182,6 +192,10 @@ func (s *Store) applyRetention(ctx context.Context, p map[string]string) error {
 		"ALTER TABLE ${db}.actions MODIFY TTL toDateTime(time) + INTERVAL ${alerts_ttl_days} DAY",
 		"ALTER TABLE ${db}.raw_payloads MODIFY TTL toDateTime(receive_time) + INTERVAL ${raw_ttl_days} DAY",
 	} {
+		table := strings.TrimPrefix(strings.Fields(st)[2], "${db}.")
+		if !strings.HasSuffix(engines[table], "MergeTree") {
+			continue
+		}
 		var missing []string
 		q := expand(st, p, &missing) + " SETTINGS materialize_ttl_after_modify = 0"
 		if err := s.Exec(ctx, q); err != nil {

@@ -1,5 +1,5 @@
 -- Per-minute rollups of the events, by number, template, use case,
--- channel, country and error code, kept ${rollup_ttl_days} days (longer
+-- campaign, channel, country and error code, kept ${rollup_ttl_days} days (longer
 -- than raw events). A materialized view fills them as events are inserted;
 -- a batch inserted again with the same deduplication token (a retry) is
 -- dropped in both tables. Counts are sums: read them with sum() ... GROUP
@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS ${db}.rollup_minute
     phone_number_id  LowCardinality(String),
     template         LowCardinality(String),
     use_case         LowCardinality(String),
+    campaign         LowCardinality(String),
     channel          LowCardinality(String),
     country          LowCardinality(String),
     error_code       Int32,
@@ -26,14 +27,14 @@ CREATE TABLE IF NOT EXISTS ${db}.rollup_minute
 )
 ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(minute)
-ORDER BY (waba_id, phone_number_id, template, use_case, channel, country, error_code, minute)
+ORDER BY (waba_id, phone_number_id, template, use_case, campaign, channel, country, error_code, minute)
 TTL minute + INTERVAL ${rollup_ttl_days} DAY
 SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.rollup_minute_mv TO ${db}.rollup_minute AS
 SELECT
     toStartOfMinute(event_time) AS minute,
-    waba_id, phone_number_id, template, use_case, channel,
+    waba_id, phone_number_id, template, use_case, campaign, channel,
     recipient_country AS country,
     error_code,
     count() AS events,
@@ -44,6 +45,6 @@ SELECT
     countIf(status = 'accepted') AS accepted,
     countIf(status = 'deferred') AS deferred,
     countIf(kind = 'inbound') AS inbound,
-    countIf(kind = 'opt_out' AND opt_out_resumed = 0) AS opt_outs
+    countIf(opt_out_source != '' AND opt_out_resumed = 0) AS opt_outs
 FROM ${db}.events
-GROUP BY minute, waba_id, phone_number_id, template, use_case, channel, country, error_code;
+GROUP BY minute, waba_id, phone_number_id, template, use_case, campaign, channel, country, error_code;

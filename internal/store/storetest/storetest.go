@@ -197,6 +197,18 @@ func testRetriedBatch(t *testing.T, s *store.Store) {
 	if n := count(t, s, "SELECT sum(events) FROM "+s.Table("rollup_minute")); n != int64(len(evs)) {
 		t.Errorf("rollups count %d events after a retried batch, want %d", n, len(evs))
 	}
+	optOuts := 0
+	for _, e := range evs {
+		if e.OptOut != nil && !e.OptOut.Resumed {
+			optOuts++
+		}
+	}
+	if optOuts == 0 {
+		t.Fatal("the sample events hold no opt-out: the rollup check below would prove nothing")
+	}
+	if n := count(t, s, "SELECT sum(opt_outs) FROM "+s.Table("rollup_minute")); n != int64(optOuts) {
+		t.Errorf("rollups count %d opt-outs, want %d", n, optOuts)
+	}
 }
 
 // The same event in two different batches (Meta delivering a webhook
