@@ -151,6 +151,8 @@ func (s *Store) Insert(ctx context.Context, table, token string, v *Values) erro
 		b.WriteString(", insert_deduplication_token = ")
 		b.WriteString(quote(token))
 	}
+	// The rows follow the query text. chDB ends inline data at the first
+	// empty line; a TabSeparated row of two or more columns never is one.
 	b.WriteString(" FORMAT TabSeparated\n")
 	b.Write(v.buf)
 	if err := s.eng.Exec(ctx, b.String()); err != nil {

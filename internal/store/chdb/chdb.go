@@ -23,6 +23,7 @@ import (
 	"sync"
 
 	chdbpurego "github.com/chdb-io/chdb-go/chdb-purego"
+	"github.com/ebitengine/purego"
 
 	"vigia/internal/store"
 )
@@ -41,7 +42,32 @@ type engine struct {
 	closed bool
 }
 
+// keepGoSignals tells libchdb not to install its own handlers for crash
+// signals (SIGSEGV, SIGBUS...). With them, a nil dereference in Go code
+// hangs or kills the process instead of panicking with a stack trace;
+// chdb-go does not expose the switch, so it is bound here, once, before
+// the first connection. A library without the symbol is used as is.
+func keepGoSignals() {
+	lib := os.Getenv("CHDB_LIB_PATH")
+	if lib == "" {
+		lib = "libchdb.so"
+	}
+	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		return
+	}
+	if _, err := purego.Dlsym(h, "chdb_set_signal_handlers_enabled"); err != nil {
+		return
+	}
+	var enable func(int32)
+	purego.RegisterLibFunc(&enable, h, "chdb_set_signal_handlers_enabled")
+	enable(0)
+}
+
+var signalsOnce sync.Once
+
 func open(_ context.Context, o store.Options) (store.Engine, error) {
+	signalsOnce.Do(keepGoSignals)
 	if o.Path == "" {
 		return nil, errors.New("chdb: a data path is required (clickhouse.path)")
 	}
