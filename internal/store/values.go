@@ -132,47 +132,22 @@ func appendTime(b []byte, t time.Time) []byte {
 }
 
 // appendEscaped writes s as a TabSeparated field: backslash, tab,
-// newline, carriage return and zero escaped, invalid UTF-8 as U+FFFD.
-func appendEscaped(b []byte, s string) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '\\':
-			b = append(b, '\\', '\\')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c == 0:
-			b = append(b, '\\', '0')
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-		default:
-			r, n := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && n == 1 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
-				b = append(b, s[i:i+n]...)
-			}
-			i += n
-			continue
-		}
-		i++
-	}
-	return b
-}
+// newline, carriage return and zero escaped, invalid UTF-8 as U+FFFD
+// (ClickHouse stores bytes, but text columns must stay readable).
+func appendEscaped(b []byte, s string) []byte { return appendText(b, s, false) }
 
-// appendQuoted writes s as a ClickHouse string literal: quotes and
-// backslashes escaped, control characters as escapes, invalid UTF-8 as
-// U+FFFD (ClickHouse stores bytes, but text columns must stay readable).
+// appendQuoted writes s as a ClickHouse string literal: the escapes of
+// appendEscaped, quotes escaped too, between quotes.
 func appendQuoted(b []byte, s string) []byte {
 	b = append(b, '\'')
+	return append(appendText(b, s, true), '\'')
+}
+
+func appendText(b []byte, s string, quoted bool) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
-		case c == '\'' || c == '\\':
+		case c == '\\' || quoted && c == '\'':
 			b = append(b, '\\', c)
 		case c == '\n':
 			b = append(b, '\\', 'n')
@@ -196,7 +171,7 @@ func appendQuoted(b []byte, s string) []byte {
 		}
 		i++
 	}
-	return append(b, '\'')
+	return b
 }
 
 // Null is how Select hands over a NULL field.
