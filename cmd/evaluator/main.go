@@ -4,6 +4,8 @@
 //	evaluator [flags]                 run the service (consumer group, windows, rules, alerts topic)
 //	evaluator check <rules dir|file>  lint and type-check rules files; exit 0 or 1
 //	evaluator test <tests.yaml>...    run rule unit tests; exit 0 or 1
+//	evaluator backtest --from T --to T [--rules d] [--against d] [--rule NAME]... [--json]
+//	                                  replay stored history through the rules (and diff two rule sets)
 //
 // The service reads the same configuration as ingest (YAML file, VIGIA_*
 // variables, flags; -h lists them). SIGHUP reloads the rules.
@@ -13,16 +15,33 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"vigia/internal/app"
+	"vigia/internal/backtest"
 	"vigia/internal/config"
 	"vigia/internal/logging"
 	"vigia/internal/rules"
 	"vigia/internal/ruletest"
+	_ "vigia/internal/store/chdb"   // embedded history for backtests (loads libchdb.so: CHDB_LIB_PATH)
+	_ "vigia/internal/store/server" // a ClickHouse server
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
+
+// openSource opens the stored history that backtests replay: the
+// ClickHouse store the configuration names (a server at clickhouse.addr,
+// else embedded chDB in clickhouse.path, which must not be held by a
+// running sink: chDB locks its data path).
+var openSource backtest.OpenFunc = func(cfg config.Config) (backtest.Source, func() error, error) {
+	st, err := app.OpenStore(context.Background(), cfg, logging.New(os.Stderr, "warn"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("clickhouse store: %w", err)
+	}
+	return st, st.Close, nil
+}
 
 func run(args []string) int {
 	if len(args) > 0 {
@@ -39,6 +58,10 @@ func run(args []string) int {
 				return 2
 			}
 			return ruletest.Run(os.Stdout, args[1:]...)
+		case "backtest":
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return backtest.Main(ctx, args[1:], openSource, os.Stdout, os.Stderr)
 		case "run":
 			args = args[1:]
 		}
