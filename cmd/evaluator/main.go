@@ -25,7 +25,7 @@ import (
 	"vigia/internal/logging"
 	"vigia/internal/rules"
 	"vigia/internal/ruletest"
-	_ "vigia/internal/store/chdb"   // embedded history for backtests (loads libchdb.so: CHDB_LIB_PATH)
+	_ "vigia/internal/store/chdb"   // embedded history for backtests (libchdb.so from CHDB_LIB_PATH, loaded on use)
 	_ "vigia/internal/store/server" // a ClickHouse server
 )
 

@@ -1,6 +1,7 @@
 // Package chdb is the embedded ClickHouse engine of the store: chDB,
-// loaded from libchdb.so (CHDB_LIB_PATH) through chdb-go's purego binding.
-// Importing it registers the engine "chdb" with package store.
+// loaded from libchdb.so (CHDB_LIB_PATH) without cgo, when a store is
+// first opened (binding.go). Importing it registers the engine "chdb" with
+// package store.
 //
 // chDB runs ClickHouse inside this process. It holds one data path per
 // process (a second path cannot be opened while one is) and locks it
@@ -8,22 +9,17 @@
 // Store opened on the same path here gets it, queries are serialized on
 // it, and it closes with the last Store.
 //
-// Importing this package makes the program load libchdb.so at start, and
-// chdb-go panics when the library is missing: only programs that may run
-// embedded ClickHouse import it.
+// A program without the library runs; opening an embedded store then
+// fails with an error that says how to install it.
 package chdb
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
-
-	chdbpurego "github.com/chdb-io/chdb-go/chdb-purego"
-	"github.com/ebitengine/purego"
 
 	"vigia/internal/store"
 )
@@ -33,7 +29,7 @@ func init() { store.Register("chdb", open) }
 // The process's one chDB connection.
 var (
 	mu    sync.Mutex // guards the fields below, and serializes queries
-	conn  chdbpurego.ChdbConn
+	conn  *connection
 	path  string
 	users int
 )
@@ -42,32 +38,7 @@ type engine struct {
 	closed bool
 }
 
-// keepGoSignals tells libchdb not to install its own handlers for crash
-// signals (SIGSEGV, SIGBUS...). With them, a nil dereference in Go code
-// hangs or kills the process instead of panicking with a stack trace;
-// chdb-go does not expose the switch, so it is bound here, once, before
-// the first connection. A library without the symbol is used as is.
-func keepGoSignals() {
-	lib := os.Getenv("CHDB_LIB_PATH")
-	if lib == "" {
-		lib = "libchdb.so"
-	}
-	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_GLOBAL)
-	if err != nil {
-		return
-	}
-	if _, err := purego.Dlsym(h, "chdb_set_signal_handlers_enabled"); err != nil {
-		return
-	}
-	var enable func(int32)
-	purego.RegisterLibFunc(&enable, h, "chdb_set_signal_handlers_enabled")
-	enable(0)
-}
-
-var signalsOnce sync.Once
-
 func open(_ context.Context, o store.Options) (store.Engine, error) {
-	signalsOnce.Do(keepGoSignals)
 	if o.Path == "" {
 		return nil, errors.New("chdb: a data path is required (clickhouse.path)")
 	}
@@ -87,9 +58,9 @@ func open(_ context.Context, o store.Options) (store.Engine, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("chdb: data path: %w", err)
 	}
-	c, err := chdbpurego.NewConnectionFromConnString(abs)
+	c, err := connect(abs)
 	if err != nil {
-		return nil, fmt.Errorf("chdb: open %s (another process may hold it: chDB locks its data path): %w", abs, err)
+		return nil, fmt.Errorf("%w (%s)", err, abs)
 	}
 	conn, path, users = c, abs, 1
 	return &engine{}, nil
@@ -97,50 +68,32 @@ func open(_ context.Context, o store.Options) (store.Engine, error) {
 
 func (e *engine) Name() string { return "chdb" }
 
-func (e *engine) query(ctx context.Context, q, format string) (chdbpurego.ChdbResult, error) {
+func (e *engine) run(ctx context.Context, q string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if e.closed {
 		return nil, errors.New("chdb: store closed")
 	}
-	res, err := conn.Query(q, format)
-	if err != nil {
-		return nil, err
-	}
-	if err := res.Error(); err != nil {
-		res.Free()
-		return nil, err
-	}
-	return res, nil
+	return conn.query(q, "TabSeparated")
 }
 
 // Exec runs a statement.
 func (e *engine) Exec(ctx context.Context, q string) error {
-	mu.Lock()
-	defer mu.Unlock()
-	res, err := e.query(ctx, q, "TabSeparated")
-	if err != nil {
-		return err
-	}
-	res.Free()
-	return nil
+	_, err := e.run(ctx, q)
+	return err
 }
 
-// Select runs q and hands each TabSeparated row to fn. The whole result
-// is held in memory: callers read large ranges in slices (backtests read
-// an hour of events at a time).
+// Select runs q and hands each TabSeparated row to fn, without holding the
+// connection. The whole result is held in memory: callers read large
+// ranges in slices (backtests read an hour of events at a time).
 func (e *engine) Select(ctx context.Context, q string, fn func([][]byte) error) error {
-	mu.Lock()
-	res, err := e.query(ctx, q, "TabSeparated")
+	buf, err := e.run(ctx, q)
 	if err != nil {
-		mu.Unlock()
 		return err
 	}
-	// Copy out, so that fn runs without holding the connection.
-	buf := bytes.Clone(res.Buf())
-	res.Free()
-	mu.Unlock()
 	return store.ForEachTSVRow(buf, fn)
 }
 
@@ -154,7 +107,7 @@ func (e *engine) Close() error {
 	e.closed = true
 	users--
 	if users == 0 {
-		conn.Close()
+		conn.close()
 		conn, path = nil, ""
 	}
 	return nil
