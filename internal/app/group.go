@@ -81,3 +81,74 @@ func commitChanged(gen *kafka.Generation, topic string, offs, last map[int]int64
 	}
 	return nil
 }
+
+// inbox queues what the partition readers fetched for the applying
+// goroutine, in batches, bounded: a reader waits while it is full.
+type inbox struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	msgs   []kafka.Message
+	spare  []kafka.Message
+	err    error
+	max    int
+	closed bool
+	ready  chan struct{} // has a value when msgs or err is waiting
+}
+
+func newInbox(max int) *inbox {
+	b := &inbox{max: max, ready: make(chan struct{}, 1)}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// put queues one fetched message (or the reader's error); false when the
+// inbox is closed.
+func (b *inbox) put(ctx context.Context, m kafka.Message, err error) bool {
+	b.mu.Lock()
+	for len(b.msgs) >= b.max && !b.closed {
+		b.cond.Wait()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	if err != nil {
+		if b.err == nil && ctx.Err() == nil {
+			b.err = err
+		}
+	} else {
+		b.msgs = append(b.msgs, m)
+	}
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns everything queued; the slice is valid until the next take.
+func (b *inbox) take() ([]kafka.Message, error) {
+	b.mu.Lock()
+	out, err := b.msgs, b.err
+	b.msgs, b.spare = b.spare[:0], out
+	b.err = nil
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	return out, err
+}
+
+func (b *inbox) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+// generationDone returns a channel closed when gen ends (a rebalance, or
+// the group closing).
+func generationDone(gen *kafka.Generation) <-chan struct{} {
+	done := make(chan struct{})
+	gen.Start(func(ctx context.Context) { <-ctx.Done(); close(done) })
+	return done
+}

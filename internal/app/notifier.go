@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"vigia/internal/alert"
+	"vigia/internal/backoff"
 	"vigia/internal/config"
 	"vigia/internal/kafkaio"
 	"vigia/internal/notify"
@@ -105,26 +106,27 @@ func NewNotifier(cfg config.Config, log *slog.Logger) (*Notifier, error) {
 	return n, nil
 }
 
-// alertURL links to the alert in the evaluator's alerts API.
-func (n *Notifier) alertURL(a *alert.Alert) string {
-	base := n.cfg.Notifier.ExternalURL
-	if base == "" {
-		return ""
+// alertLinker returns the function that links an alert to the evaluator's
+// alerts API under the external URL (nil when there is none: no links).
+func alertLinker(external string) func(*alert.Alert) string {
+	if external == "" {
+		return nil
 	}
-	u, err := url.JoinPath(base, "api/v1/alerts")
-	if err != nil {
-		return ""
+	api, err := url.JoinPath(external, "api/v1/alerts")
+	if err != nil { // validated with the configuration
+		return nil
 	}
-	return u + "?fingerprint=" + url.QueryEscape(a.Fingerprint)
+	return func(a *alert.Alert) string { return api + "?fingerprint=" + url.QueryEscape(a.Fingerprint) }
 }
 
 func (n *Notifier) buildReceivers() error {
 	nc := n.cfg.Notifier
+	link := alertLinker(nc.ExternalURL)
 	for _, raw := range nc.Alertmanager.URLs {
 		u, _ := url.Parse(raw)
 		name := "alertmanager:" + u.Host + u.Path
 		am, err := alertmanager.New(alertmanager.Options{Name: name, URL: raw, ResendInterval: nc.Alertmanager.ResendInterval,
-			GeneratorURL: n.alertURL, HTTPClient: &http.Client{Timeout: nc.Alertmanager.Timeout}})
+			GeneratorURL: link, HTTPClient: &http.Client{Timeout: nc.Alertmanager.Timeout}})
 		if err != nil {
 			return fmt.Errorf("notifier.alertmanager.urls: %w", err)
 		}
@@ -136,7 +138,7 @@ func (n *Notifier) buildReceivers() error {
 			routes[i] = slack.Route{Match: r.Match, Channel: r.Channel}
 		}
 		sl, err := slack.New(slack.Options{Name: "slack", Token: s.Token, APIURL: s.APIURL, WebhookURL: s.WebhookURL,
-			Channel: s.Channel, Routes: routes, RunbookBaseURL: s.RunbookBaseURL, AlertURL: n.alertURL,
+			Channel: s.Channel, Routes: routes, RunbookBaseURL: s.RunbookBaseURL, AlertURL: link,
 			HTTPClient: &http.Client{Timeout: s.Timeout}})
 		if err != nil {
 			return fmt.Errorf("notifier.slack: %w", err)
@@ -152,13 +154,13 @@ func (n *Notifier) buildReceivers() error {
 func (n *Notifier) receiver(name string, nt notify.Notifier, batch int, resends bool) *notify.Receiver {
 	rm := n.metrics.Receiver(name)
 	logger := n.log.With("receiver", name)
-	backoff := notify.Backoff{Min: NotifierBackoff, Max: n.cfg.Notifier.MaxBackoff}
+	retry := backoff.Backoff{Min: NotifierBackoff, Max: n.cfg.Notifier.MaxBackoff}
 	return &notify.Receiver{Name: name, MaxBatch: batch, Metrics: rm, Resends: resends,
 		Queue: notify.NewQueue(n.cfg.Notifier.QueueCapacity, rm),
 		Pipeline: notify.MultiStage{
 			notify.Dedup{Log: n.nflog, Metrics: rm},
-			notify.Retry{Notifier: nt, Backoff: backoff, Metrics: rm, Log: logger},
-			notify.SetLog{Log: n.nflog, Metrics: rm, Backoff: backoff, Now: n.now, Logger: logger},
+			notify.Retry{Notifier: nt, Backoff: retry, Metrics: rm, Log: logger},
+			notify.SetLog{Log: n.nflog, Metrics: rm, Backoff: retry, Now: n.now, Logger: logger},
 		}}
 }
 
@@ -317,8 +319,7 @@ func (n *Notifier) runGeneration(ctx context.Context, gen *kafka.Generation, top
 		waitReaders()
 		n.ready.Store(false)
 	}()
-	genDone := make(chan struct{})
-	gen.Start(func(gctx context.Context) { <-gctx.Done(); close(genDone) })
+	genDone := generationDone(gen)
 	for {
 		if !n.ready.Load() && len(caughtUp) == len(assigned) {
 			n.ready.Store(true)

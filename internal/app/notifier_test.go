@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
@@ -138,9 +139,11 @@ func slackReplies(s *slacktest.Server) []slacktest.Message {
 	return out
 }
 
-func receiverMetric(t *testing.T, n *Notifier, name, receiver string, extra ...string) float64 {
+// metricValue sums the series of metric name in reg whose labels include
+// the given name, value pairs (counters and gauges).
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := n.Registry().Gather()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,15 +154,12 @@ func receiverMetric(t *testing.T, n *Notifier, name, receiver string, extra ...s
 		}
 	next:
 		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				have[l.GetName()] = l.GetValue()
 			}
-			if labels["receiver"] != receiver {
-				continue
-			}
-			for i := 0; i+1 < len(extra); i += 2 {
-				if labels[extra[i]] != extra[i+1] {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
 					continue next
 				}
 			}
@@ -167,6 +167,11 @@ func receiverMetric(t *testing.T, n *Notifier, name, receiver string, extra ...s
 		}
 	}
 	return total
+}
+
+func receiverMetric(t *testing.T, n *Notifier, name, receiver string, extra ...string) float64 {
+	t.Helper()
+	return metricValue(t, n.Registry(), name, append([]string{"receiver", receiver}, extra...)...)
 }
 
 // TestNotifierEndToEnd: webhooks into ingest, the evaluator fires a rule

@@ -237,8 +237,7 @@ func (s *Sink) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		}
 		s.ready.Store(false)
 	}()
-	genDone := make(chan struct{})
-	gen.Start(func(gctx context.Context) { <-gctx.Done(); close(genDone) })
+	genDone := generationDone(gen)
 	flush := func() bool {
 		offs, err := sk.Flush(ctx)
 		for topic, ps := range offs {

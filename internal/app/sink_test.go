@@ -264,30 +264,9 @@ func TestSinkResumesFromStoredProgress(t *testing.T) {
 	if n := storeCount(t, st, "SELECT count() FROM vigia.events"); n != 400 {
 		t.Errorf("%d event rows, want 400: stored events were inserted again", n)
 	}
-	if n := sinkMetric(t, second, "vigia_sink_rows_total", "events"); n != 100 {
+	if n := metricValue(t, second.Registry(), "vigia_sink_rows_total", "table", "events"); n != 100 {
 		t.Errorf("the second sink inserted %v event rows, want the 100 new ones", n)
 	}
-}
-
-func sinkMetric(t *testing.T, s *Sink, name, table string) float64 {
-	t.Helper()
-	mfs, err := s.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "table" && l.GetValue() == table {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return -1
 }
 
 // committedOffsetsOf sums the offsets group committed on topic.

@@ -77,12 +77,10 @@ type Entry struct {
 	ActiveAt    time.Time   `json:"active_at"`  // of that occurrence: orders occurrences
 	State       alert.State `json:"state"`
 	SentAt      time.Time   `json:"sent_at"`
-	Receipt     Receipt     `json:"receipt,omitzero"`
-	// FiringReceipt is the receipt of the firing notification of this
-	// occurrence, carried over onto the entries of its later states, so
-	// that the message to update stays known whatever a notifier puts in
-	// the Receipt of a resolve.
-	FiringReceipt Receipt `json:"firing_receipt,omitzero"`
+	// Receipt is where the occurrence's notification went (the Slack
+	// message a resolve updates); kept from an earlier state of the same
+	// occurrence when a later one came back without its own.
+	Receipt Receipt `json:"receipt,omitzero"`
 }
 
 // Log is the notification log: what was sent to which receiver. Put must

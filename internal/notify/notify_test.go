@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"vigia/internal/alert"
+	"vigia/internal/backoff"
 	"vigia/internal/notify"
 	"vigia/internal/notify/nflog"
 )
@@ -52,7 +53,9 @@ func (f *fakeNotifier) Notify(_ context.Context, ns ...*notify.Notification) (bo
 		}
 	}
 	for _, n := range ns {
-		n.Receipt = notify.Receipt{Channel: "C1", MessageTS: n.Alert.Fingerprint + "." + string(n.Alert.State)}
+		if n.Alert.State == alert.StateFiring { // like Slack's message; a resolve has no receipt of its own here
+			n.Receipt = notify.Receipt{Channel: "C1", MessageTS: n.Alert.Fingerprint + "." + n.Alert.ActiveAt.Format("150405")}
+		}
 	}
 	f.accepted = append(f.accepted, ns...)
 	return false, nil
@@ -69,7 +72,7 @@ func (f *fakeNotifier) sent() []string {
 }
 
 func pipeline(nt notify.Notifier, log notify.Log, rm *notify.ReceiverMetrics) notify.Stage {
-	b := notify.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
+	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
 	return notify.MultiStage{
 		notify.Dedup{Log: log, Metrics: rm},
 		notify.Retry{Notifier: nt, Backoff: b, Metrics: rm, Log: quiet},
@@ -168,7 +171,7 @@ func TestRetryUntilAccepted(t *testing.T) {
 			t.Errorf("sent = %v", testutil.ToFloat64(rm.Sent))
 		}
 		e, ok := log.Get("test", "a")
-		if !ok || e.State != alert.StateFiring || e.Receipt.MessageTS != "a.firing" || e.FiringReceipt != e.Receipt {
+		if !ok || e.State != alert.StateFiring || e.Receipt.MessageTS != "a.120000" {
 			t.Errorf("log entry %+v %v", e, ok)
 		}
 	})
@@ -213,8 +216,9 @@ func TestRetryStopsWithContext(t *testing.T) {
 }
 
 // The resolve of an occurrence keeps the receipt of its firing message
-// in the log, whatever the notifier put in the resolve's receipt.
-func TestSetLogCarriesFiringReceipt(t *testing.T) {
+// in the log when it comes back without one; the next occurrence has its
+// own.
+func TestSetLogKeepsTheOccurrenceReceipt(t *testing.T) {
 	nt, log, rm := &fakeNotifier{}, nflog.NewMemory(), metrics()
 	p := pipeline(nt, log, rm)
 	ctx := context.Background()
@@ -224,8 +228,8 @@ func TestSetLogCarriesFiringReceipt(t *testing.T) {
 		}
 	}
 	e, _ := log.Get("test", "a")
-	if e.State != alert.StateResolved || e.FiringReceipt.MessageTS != "a.firing" || e.Receipt.MessageTS != "a.resolved" {
-		t.Errorf("entry %+v", e)
+	if e.State != alert.StateResolved || e.Receipt.MessageTS != "a.120000" {
+		t.Errorf("entry after the resolve %+v, want the firing message's receipt", e)
 	}
 	// A resend is delivered but not logged.
 	n := notification(record("a", alert.StateFiring, t0.Add(time.Hour)), nil)
@@ -236,8 +240,16 @@ func TestSetLogCarriesFiringReceipt(t *testing.T) {
 	if e2, _ := log.Get("test", "a"); e2 != e {
 		t.Errorf("resend changed the log: %+v", e2)
 	}
-	if got := nt.sent(); len(got) != 3 {
-		t.Errorf("sent %v, want 3 deliveries", got)
+	// The next occurrence's resolve does not inherit the earlier message.
+	next := t0.Add(2 * time.Hour)
+	if _, err := p.Exec(ctx, []*notify.Notification{notification(record("a", alert.StateResolved, next), nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if e3, _ := log.Get("test", "a"); e3.Receipt != (notify.Receipt{}) {
+		t.Errorf("a new occurrence kept the old receipt: %+v", e3)
+	}
+	if got := nt.sent(); len(got) != 4 {
+		t.Errorf("sent %v, want 4 deliveries", got)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"vigia/internal/alert"
+	"vigia/internal/backoff"
 )
 
 // Stage is one step of a receiver's pipeline. It returns the notifications
@@ -92,21 +93,6 @@ func alreadySent(e Entry, a *alert.Alert) bool {
 	return false
 }
 
-// Backoff is the wait between attempts: doubling from Min up to Max.
-type Backoff struct {
-	Min, Max time.Duration
-}
-
-func (b Backoff) next(prev time.Duration) time.Duration {
-	switch {
-	case prev <= 0:
-		return b.Min
-	case prev*2 > b.Max:
-		return b.Max
-	}
-	return prev * 2
-}
-
 // Retry calls the receiver's Notifier until it accepts the batch, the
 // failure is final (retry false) or ctx ends. Between attempts it waits
 // the backoff, or longer when the receiver asked for it (Retry-After). A
@@ -114,7 +100,7 @@ func (b Backoff) next(prev time.Duration) time.Duration {
 // queue, bounded, is what limits how much waits.
 type Retry struct {
 	Notifier Notifier
-	Backoff  Backoff
+	Backoff  backoff.Backoff
 	Metrics  *ReceiverMetrics
 	Log      *slog.Logger
 }
@@ -152,14 +138,9 @@ func (r Retry) Exec(ctx context.Context, ns []*Notification) ([]*Notification, e
 			r.Log.Warn("notification failed; retrying", "err", err, "reason", reason, "attempt", attempt)
 			lastReason = reason
 		}
-		wait = r.Backoff.next(wait)
-		pause := max(wait, retryAfter(err))
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		wait = r.Backoff.Next(wait)
+		if err := backoff.Sleep(ctx, max(wait, retryAfter(err))); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -171,7 +152,7 @@ func (r Retry) Exec(ctx context.Context, ns []*Notification) ([]*Notification, e
 type SetLog struct {
 	Log     Log
 	Metrics *ReceiverMetrics
-	Backoff Backoff
+	Backoff backoff.Backoff
 	Now     func() time.Time
 	Logger  *slog.Logger
 }
@@ -196,11 +177,9 @@ func (s SetLog) Exec(ctx context.Context, ns []*Notification) ([]*Notification, 
 		}
 		s.Metrics.LogFailures.Inc()
 		s.Logger.Warn("notification log write failed; retrying", "err", err)
-		wait = s.Backoff.next(wait)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
+		wait = s.Backoff.Next(wait)
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 	}
 	for _, n := range ns {
@@ -209,17 +188,15 @@ func (s SetLog) Exec(ctx context.Context, ns []*Notification) ([]*Notification, 
 	return ns, nil
 }
 
-// entryOf is the log entry of a delivered notification. The receipt of
-// the occurrence's firing message is carried over to its later states.
+// entryOf is the log entry of a delivered notification. A notification
+// without a receipt of its own keeps the one of its occurrence's earlier
+// state, so that the message to update stays known.
 func entryOf(n *Notification, now time.Time) Entry {
 	a := n.Alert
 	e := Entry{Receiver: n.Receiver, Fingerprint: a.Fingerprint, Occurrence: a.Occurrence(),
 		ActiveAt: a.ActiveAt, State: a.State, SentAt: now, Receipt: n.Receipt}
-	switch {
-	case a.State == alert.StateFiring:
-		e.FiringReceipt = n.Receipt
-	case n.Prev != nil && n.Prev.Occurrence == e.Occurrence:
-		e.FiringReceipt = n.Prev.FiringReceipt
+	if e.Receipt == (Receipt{}) && n.Prev != nil && n.Prev.Occurrence == e.Occurrence {
+		e.Receipt = n.Prev.Receipt
 	}
 	return e
 }

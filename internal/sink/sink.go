@@ -27,6 +27,7 @@ import (
 
 	"vigia/internal/action"
 	"vigia/internal/alert"
+	"vigia/internal/backoff"
 	"vigia/internal/event"
 	"vigia/internal/store"
 )
@@ -71,6 +72,7 @@ type Sink struct {
 	o       Options
 	ins     Inserter
 	batches map[string]*batch // by table
+	retry   backoff.Backoff
 	now     func() time.Time
 	m       metrics
 }
@@ -89,22 +91,23 @@ func New(ins Inserter, o Options) *Sink {
 	}
 	f := promauto.With(o.Registerer)
 	byTable := []string{"table"}
-	s := &Sink{o: o, ins: ins, batches: map[string]*batch{}, now: time.Now, m: metrics{
-		rows: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_rows_total",
-			Help: "Rows ClickHouse acknowledged, by table."}, byTable),
-		inserts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_inserts_total",
-			Help: "Inserts ClickHouse acknowledged, by table."}, byTable),
-		failures: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_insert_failures_total",
-			Help: "Inserts that failed (each is retried until it succeeds), by table."}, byTable),
-		undecodable: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_undecodable_total",
-			Help: "Records that could not be decoded and were skipped (they stay in Kafka), by table."}, byTable),
-		duration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigia_sink_insert_duration_seconds",
-			Help: "Time one insert took.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, byTable),
-		batchRows: f.NewHistogram(prometheus.HistogramOpts{Name: "vigia_sink_batch_rows",
-			Help: "Rows per insert.", Buckets: prometheus.ExponentialBuckets(10, 4, 8)}),
-		lag: f.NewGauge(prometheus.GaugeOpts{Name: "vigia_sink_lag_seconds",
-			Help: "Age of the oldest record not yet in ClickHouse (0 when none waits)."}),
-	}}
+	s := &Sink{o: o, ins: ins, batches: map[string]*batch{}, now: time.Now,
+		retry: backoff.Backoff{Min: o.MinBackoff, Max: o.MaxBackoff}, m: metrics{
+			rows: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_rows_total",
+				Help: "Rows ClickHouse acknowledged, by table."}, byTable),
+			inserts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_inserts_total",
+				Help: "Inserts ClickHouse acknowledged, by table."}, byTable),
+			failures: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_insert_failures_total",
+				Help: "Inserts that failed (each is retried until it succeeds), by table."}, byTable),
+			undecodable: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_undecodable_total",
+				Help: "Records that could not be decoded and were skipped (they stay in Kafka), by table."}, byTable),
+			duration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigia_sink_insert_duration_seconds",
+				Help: "Time one insert took.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, byTable),
+			batchRows: f.NewHistogram(prometheus.HistogramOpts{Name: "vigia_sink_batch_rows",
+				Help: "Rows per insert.", Buckets: prometheus.ExponentialBuckets(10, 4, 8)}),
+			lag: f.NewGauge(prometheus.GaugeOpts{Name: "vigia_sink_lag_seconds",
+				Help: "Age of the oldest record not yet in ClickHouse (0 when none waits)."}),
+		}}
 	for _, t := range []string{TableEvents, TableAlerts, TableActions, TableRaw} {
 		for _, c := range []*prometheus.CounterVec{s.m.rows, s.m.inserts, s.m.failures, s.m.undecodable} {
 			c.WithLabelValues(t)
@@ -273,7 +276,7 @@ func (s *Sink) insert(ctx context.Context, b *batch) error {
 		return nil
 	}
 	token := batchToken(b)
-	wait := time.Duration(0)
+	var wait time.Duration
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := s.ins.Insert(ctx, b.table, token, b.values)
@@ -295,20 +298,9 @@ func (s *Sink) insert(ctx context.Context, b *batch) error {
 			s.o.Log.Warn("insert failed; retrying", "table", b.table, "rows", b.values.Rows(), "attempt", attempt, "err", err)
 		}
 		s.Lag()
-		switch {
-		case wait == 0:
-			wait = s.o.MinBackoff
-		case wait*2 > s.o.MaxBackoff:
-			wait = s.o.MaxBackoff
-		default:
-			wait *= 2
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		wait = s.retry.Next(wait)
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 }

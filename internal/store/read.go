@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"vigia/internal/event"
@@ -39,7 +40,7 @@ var EventsSlice = time.Hour
 // are removed (FINAL). fn's slice is reused between calls.
 func (s *Store) Events(ctx context.Context, from, to time.Time, fn func([]event.Event) error) error {
 	var batch []event.Event
-	cols := joinCols(EventColumns)
+	cols := strings.Join(EventColumns, ", ")
 	for lo := from; lo.Before(to); lo = lo.Add(EventsSlice) {
 		hi := lo.Add(EventsSlice)
 		if hi.After(to) {
@@ -72,17 +73,6 @@ func (s *Store) CountEvents(ctx context.Context, from, to time.Time) (int64, err
 
 func timeLit(t time.Time) string {
 	return "toDateTime64(" + string(appendTime(nil, t)) + ", 3, 'UTC')"
-}
-
-func joinCols(cols []string) string {
-	out := ""
-	for i, c := range cols {
-		if i > 0 {
-			out += ", "
-		}
-		out += c
-	}
-	return out
 }
 
 // decodeEvent fills ev from a row of EventColumns; optional parts stay

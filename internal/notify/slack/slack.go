@@ -12,8 +12,8 @@
 // short reply in the message's thread. The reply is not decoration: Slack
 // notifies nobody of an edit, so without it the people following the
 // incident would not learn that it ended. The firing message is found
-// through the notification log (Notification.Prev: its Receipt, or its
-// FiringReceipt once a resolve was sent). When it is not known (the
+// through the notification log (Notification.Prev: its Receipt, which a
+// resolve keeps pointing at the same message). When it is not known (the
 // receiver was down for the whole occurrence, the firing notification was
 // dropped, the message was deleted or its channel archived) the resolve is
 // posted as a new message instead. Routes pick the channel from the alert's labels; the
@@ -272,10 +272,7 @@ func firingReceipt(nt *notify.Notification) (notify.Receipt, bool) {
 	if p == nil || p.Occurrence != nt.Alert.Occurrence() {
 		return notify.Receipt{}, false
 	}
-	r := p.FiringReceipt
-	if r.MessageTS == "" {
-		r = p.Receipt
-	}
+	r := p.Receipt
 	return r, r.MessageTS != "" && r.Channel != ""
 }
 

@@ -62,7 +62,7 @@ func resolvedOf(a *alert.Alert) *alert.Alert {
 
 func prevOf(firing *notify.Notification) *notify.Entry {
 	return &notify.Entry{Receiver: "slack", Fingerprint: firing.Alert.Fingerprint, Occurrence: firing.Alert.Occurrence(),
-		State: alert.StateFiring, SentAt: t0, Receipt: firing.Receipt, FiringReceipt: firing.Receipt}
+		State: alert.StateFiring, SentAt: t0, Receipt: firing.Receipt}
 }
 
 func alertURL(a *alert.Alert) string {
@@ -311,11 +311,7 @@ func TestResolveUpdatesFiringMessage(t *testing.T) {
 		name string
 		prev func(p *notify.Entry) // shapes the log entry
 	}{
-		{"firing entry", func(p *notify.Entry) { p.FiringReceipt = notify.Receipt{} }},
-		{"firing receipt kept", func(p *notify.Entry) {
-			// The log's entry after something else of the occurrence was sent.
-			p.Receipt = notify.Receipt{Channel: p.Receipt.Channel, MessageTS: "1700000999.000100"}
-		}},
+		{"firing entry", func(p *notify.Entry) {}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -382,12 +378,12 @@ func TestResolveWithoutFiringMessagePostsNew(t *testing.T) {
 		}},
 		{"entry without receipt", func(fire *notify.Notification) *notify.Entry {
 			p := prevOf(fire)
-			p.Receipt, p.FiringReceipt = notify.Receipt{}, notify.Receipt{}
+			p.Receipt = notify.Receipt{}
 			return p
 		}},
 		{"firing message deleted", func(fire *notify.Notification) *notify.Entry {
 			p := prevOf(fire)
-			p.Receipt.MessageTS, p.FiringReceipt.MessageTS = "1600000000.000100", "1600000000.000100"
+			p.Receipt.MessageTS = "1600000000.000100"
 			return p
 		}},
 	}

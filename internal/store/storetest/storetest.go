@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,20 +135,9 @@ func testMigrate(t *testing.T, s *store.Store) {
 	var ddl string
 	_ = s.Select(context.Background(), "SELECT create_table_query FROM system.tables WHERE database = "+
 		store.Quote(s.Database())+" AND name = 'events'", func(f [][]byte) error { ddl = string(f[0]); return nil })
-	if !contains(ddl, "toIntervalDay(10)") {
+	if !strings.Contains(ddl, "toIntervalDay(10)") {
 		t.Errorf("events TTL not updated: %s", ddl)
 	}
-}
-
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && index(s, sub) >= 0) }
-
-func index(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func testEventsRoundTrip(t *testing.T, s *store.Store) {
