@@ -64,17 +64,37 @@ var actionTypes = slices.Sorted(maps.Keys(actionSchemas))
 
 var rateRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)/(s|m|h)$`)
 
+// ParseRate parses a rate as rules and routes write it, "<n>/s", "<n>/m"
+// or "<n>/h" (like 40/s), into messages per second.
+func ParseRate(text string) (perSecond float64, err error) {
+	m := rateRE.FindStringSubmatch(text)
+	if m == nil {
+		return 0, fmt.Errorf("want <n>/s, <n>/m or <n>/h (like 40/s), got %q", text)
+	}
+	n, _ := strconv.ParseFloat(m[1], 64)
+	if n <= 0 {
+		return 0, fmt.Errorf("must be positive, got %q", text)
+	}
+	switch m[2] {
+	case "m":
+		n /= 60
+	case "h":
+		n /= 3600
+	}
+	return n, nil
+}
+
+// ParseDuration parses a duration as rules write it: Go's units plus d
+// and w (1d = 24h), like 90s, 15m, 1h30m, 7d.
+func ParseDuration(text string) (time.Duration, error) { return parseDuration(text) }
+
 // checkParam validates a param's value; at load for literal values, at
 // render for templated ones.
 func checkParam(name, value string) error {
 	switch name {
 	case "rate":
-		m := rateRE.FindStringSubmatch(value)
-		if m == nil {
-			return fmt.Errorf("rate: want <n>/s, <n>/m or <n>/h (like 40/s), got %q", value)
-		}
-		if n, _ := strconv.ParseFloat(m[1], 64); n <= 0 {
-			return fmt.Errorf("rate: must be positive, got %q", value)
+		if _, err := ParseRate(value); err != nil {
+			return fmt.Errorf("rate: %w", err)
 		}
 	case "channel":
 		if value != "sms" && value != "email" && value != "push" {
