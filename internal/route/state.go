@@ -1101,4 +1101,3 @@ func prefixed(prefix string, names []string) []string {
 	}
 	return out
 }
-
