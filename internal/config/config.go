@@ -23,6 +23,44 @@ type Config struct {
 	Evaluator  Evaluator  `yaml:"evaluator"`
 	Notifier   Notifier   `yaml:"notifier"`
 	ClickHouse ClickHouse `yaml:"clickhouse"`
+	Control    Control    `yaml:"control"`
+}
+
+// Control configures the control API: the routes file, the route log,
+// the automation's consumer group on the alerts topic, API tokens and the
+// senders subscribed to route changes.
+type Control struct {
+	Listen            string              `yaml:"listen" help:"address of the control API (routes, pick, operator actions, metrics, health)"`
+	RoutesFile        string              `yaml:"routes_file" help:"routes file: use cases, number pools, strategies, budgets, channel chains, automation guards"`
+	RoutesTopic       string              `yaml:"routes_topic" help:"compacted one-partition topic of the route log (commands and snapshots), shared by control replicas"`
+	GroupID           string              `yaml:"group_id" help:"Kafka consumer group of the control replicas on the alerts topic"`
+	Replicas          int                 `yaml:"replicas" help:"control processes sharing the pick traffic; each grants 1/replicas of every number's budgets"`
+	MaxAlertAge       time.Duration       `yaml:"max_alert_age" help:"firing alert records older than this (event time) start no automatic change when first read"`
+	ProposeTimeout    time.Duration       `yaml:"propose_timeout" help:"longest wait for a route change to be written to and read back from the route log"`
+	SnapshotEvery     int                 `yaml:"snapshot_every" help:"route commands between two snapshots of the route state in the route log"`
+	MaxBodyBytes      int64               `yaml:"max_body_bytes" help:"largest accepted API request body, in bytes"`
+	WebhookMaxAge     time.Duration       `yaml:"webhook_max_age" help:"a route change webhook a sender keeps refusing is given up this long after its first attempt"`
+	WebhookMaxBackoff time.Duration       `yaml:"webhook_max_backoff" help:"longest wait between retries of a webhook to a sender"`
+	Tokens            []ControlToken      `yaml:"tokens"`
+	Subscribers       []ControlSubscriber `yaml:"subscribers"`
+}
+
+// ControlToken is one API bearer token, stored as the hex SHA-256 of the
+// token (vigia-control hash-token prints it), with its scopes: read, pick,
+// operate, admin.
+type ControlToken struct {
+	Name   string   `yaml:"name"`
+	SHA256 string   `yaml:"sha256"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// ControlSubscriber is a sender that receives route changes as signed
+// webhooks.
+type ControlSubscriber struct {
+	Name     string   `yaml:"name"`
+	URL      string   `yaml:"url"`
+	Secrets  []string `yaml:"secrets"`
+	UseCases []string `yaml:"use_cases"`
 }
 
 // ClickHouse configures the history store (a ClickHouse server, or
@@ -263,6 +301,19 @@ func Default() Config {
 			RawTTL:       72 * time.Hour,
 			Sink: ClickHouseSink{Listen: "127.0.0.1:8083", GroupID: "vigia-sink", BatchRows: 50000,
 				BatchWait: time.Second, MaxBackoff: 30 * time.Second},
+		},
+		Control: Control{
+			Listen:            "127.0.0.1:8084",
+			RoutesFile:        "routes.yaml",
+			RoutesTopic:       "vigia.routes",
+			GroupID:           "vigia-control",
+			Replicas:          1,
+			MaxAlertAge:       time.Hour,
+			ProposeTimeout:    10 * time.Second,
+			SnapshotEvery:     1000,
+			MaxBodyBytes:      64 << 10,
+			WebhookMaxAge:     24 * time.Hour,
+			WebhookMaxBackoff: 5 * time.Minute,
 		},
 	}
 }

@@ -143,6 +143,11 @@ func TestLoadFullFile(t *testing.T) {
 			AlertsTTL: 4380 * time.Hour, RawTTL: 24 * time.Hour,
 			Sink: ClickHouseSink{Listen: "0.0.0.0:9093", GroupID: "prod-sink", BatchRows: 20000, BatchWait: 2 * time.Second,
 				MaxBackoff: time.Minute, ArchiveRaw: true}},
+		Control: Control{Listen: "0.0.0.0:9094", RoutesFile: "/etc/vigia/routes.yaml", RoutesTopic: "prod.routes", GroupID: "prod-control",
+			Replicas: 2, MaxAlertAge: 30 * time.Minute, ProposeTimeout: 5 * time.Second, SnapshotEvery: 500, MaxBodyBytes: 32768,
+			WebhookMaxAge: 12 * time.Hour, WebhookMaxBackoff: 2 * time.Minute,
+			Tokens: []ControlToken{{Name: "ops", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Scopes: []string{"operate"}}},
+			Subscribers: []ControlSubscriber{{Name: "crm", URL: "https://crm.example.com/vigia", Secrets: []string{"file-webhook-secret"}, UseCases: []string{"sales"}}}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("full.yaml:\n got %+v\nwant %+v", cfg, want)
@@ -488,6 +493,25 @@ func TestValidateEachSetting(t *testing.T) {
 		}, "notifier.slack.channel: an incoming webhook posts to its own channel"},
 		{"slack webhook ok", func(c *Config) { c.Notifier.Slack.WebhookURL = "https://hooks.example.com/T/B/X" }, ""},
 		{"slack webhook not a url", func(c *Config) { c.Notifier.Slack.WebhookURL = "hooks" }, "notifier.slack.webhook_url: must be an http or https URL"},
+		{"control routes topic same as actions", func(c *Config) { c.Control.RoutesTopic = c.Kafka.ActionsTopic }, `control.routes_topic: same topic "vigia.actions" as kafka.actions_topic`},
+		{"control replicas", func(c *Config) { c.Control.Replicas = 0 }, "control.replicas: must be at least 1, got 0"},
+		{"control routes file", func(c *Config) { c.Control.RoutesFile = "" }, "control.routes_file: required"},
+		{"control token hash", func(c *Config) {
+			c.Control.Tokens = []ControlToken{{Name: "ops", SHA256: "secret-in-clear", Scopes: []string{"operate"}}}
+		}, "control.tokens[0].sha256: must be the 64 hex digits"},
+		{"control token scope", func(c *Config) {
+			c.Control.Tokens = []ControlToken{{Name: "ops", SHA256: strings.Repeat("ab", 32), Scopes: []string{"write"}}}
+		}, `control.tokens[0].scopes: unknown scope "write"`},
+		{"control token duplicate", func(c *Config) {
+			tok := ControlToken{Name: "ops", SHA256: strings.Repeat("ab", 32), Scopes: []string{"read"}}
+			c.Control.Tokens = []ControlToken{tok, tok}
+		}, `control.tokens[1]: needs a unique name, got "ops"`},
+		{"control subscriber", func(c *Config) {
+			c.Control.Subscribers = []ControlSubscriber{{Name: "crm", URL: "crm.example.com"}}
+		}, "control.subscribers[0].url: must be an http or https URL"},
+		{"control subscriber secret", func(c *Config) {
+			c.Control.Subscribers = []ControlSubscriber{{Name: "crm", URL: "https://crm.example.com/hook"}}
+		}, "control.subscribers[0].secrets: at least one signing secret"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -554,8 +578,8 @@ func TestDescribe(t *testing.T) {
 	if _, ok := byKey["meta.phone_numbers"]; ok {
 		t.Error("meta.phone_numbers (YAML-only) is described as a setting")
 	}
-	if len(rows) != 84 {
-		t.Errorf("described %d settings, want 84", len(rows))
+	if len(rows) != 95 {
+		t.Errorf("described %d settings, want 95", len(rows))
 	}
 	// No secret text leaks in any value.
 	for _, r := range rows {

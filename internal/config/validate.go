@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,12 +69,12 @@ func (p *problems) topic(key, t string, seen map[string]string) {
 func (c *Config) Validate() error { return c.ValidateFor("") }
 
 // ValidateFor checks what one service needs: "ingest", "evaluator",
-// "notifier" or "sink" check the shared sections and their own; any other
+// "notifier", "sink" or "control" check the shared sections and their own; any other
 // name (an all-in-one run, "") checks everything.
 func (c *Config) ValidateFor(service string) error {
-	all := service != "ingest" && service != "evaluator" && service != "notifier" && service != "sink"
+	all := service != "ingest" && service != "evaluator" && service != "notifier" && service != "sink" && service != "control"
 	ingest, evaluator, notifier := all || service == "ingest", all || service == "evaluator", all || service == "notifier"
-	sink := all || service == "sink"
+	sink, control := all || service == "sink", all || service == "control"
 	p := &problems{}
 	bad, positive := p.add, p.positive
 
@@ -129,9 +130,13 @@ func (c *Config) ValidateFor(service string) error {
 	if ingest {
 		c.validateIngest(p)
 	}
-	if evaluator || notifier || sink {
+	if evaluator || notifier || sink || control {
 		// The topic the evaluator writes, the notifier and the sink read.
 		p.topic("evaluator.alerts_topic", c.Evaluator.AlertsTopic, seen)
+	}
+	if sink || control {
+		// The topic control writes, the sink reads.
+		p.topic("kafka.actions_topic", c.Kafka.ActionsTopic, seen)
 	}
 	if sink {
 		c.validateClickHouse(p, seen)
@@ -141,6 +146,9 @@ func (c *Config) ValidateFor(service string) error {
 	}
 	if notifier {
 		c.validateNotifier(p, seen)
+	}
+	if control {
+		c.validateControl(p, seen)
 	}
 	if n := c.Notifier; service == "notifier" && len(n.Alertmanager.URLs) == 0 && n.Slack.Token == "" && n.Slack.WebhookURL == "" {
 		// Only the notifier alone needs one; an all-in-one run may notify nobody.
@@ -248,7 +256,6 @@ func (c *Config) validateNotifier(p *problems, seen map[string]string) {
 
 func (c *Config) validateClickHouse(p *problems, seen map[string]string) {
 	ch := c.ClickHouse
-	p.topic("kafka.actions_topic", c.Kafka.ActionsTopic, seen)
 	if ch.Addr != "" {
 		p.hostPort("clickhouse.addr", ch.Addr)
 	} else if ch.Path == "" {
@@ -272,5 +279,56 @@ func (c *Config) validateClickHouse(p *problems, seen map[string]string) {
 	p.required("clickhouse.sink.group_id", ch.Sink.GroupID)
 	if ch.Sink.ArchiveRaw && !c.Kafka.RawEnabled {
 		p.add("clickhouse.sink.archive_raw", "needs kafka.raw_enabled (nothing is published to the raw topic otherwise)")
+	}
+}
+
+// Scopes of control API tokens.
+var controlScopes = []string{"read", "pick", "operate", "admin"}
+
+func (c *Config) validateControl(p *problems, seen map[string]string) {
+	ct := c.Control
+	p.hostPort("control.listen", ct.Listen)
+	p.required("control.routes_file", ct.RoutesFile)
+	p.topic("control.routes_topic", ct.RoutesTopic, seen)
+	p.required("control.group_id", ct.GroupID)
+	p.atLeastOne("control.replicas", ct.Replicas)
+	p.positive("control.max_alert_age", ct.MaxAlertAge)
+	p.positive("control.propose_timeout", ct.ProposeTimeout)
+	p.atLeastOne("control.snapshot_every", ct.SnapshotEvery)
+	if ct.MaxBodyBytes < 1024 {
+		p.add("control.max_body_bytes", "must be at least 1024, got %d", ct.MaxBodyBytes)
+	}
+	p.positive("control.webhook_max_age", ct.WebhookMaxAge)
+	p.positive("control.webhook_max_backoff", ct.WebhookMaxBackoff)
+	names := map[string]bool{}
+	for i, t := range ct.Tokens {
+		key := fmt.Sprintf("control.tokens[%d]", i)
+		if t.Name == "" || names[t.Name] {
+			p.add(key, "needs a unique name, got %q", t.Name)
+		}
+		names[t.Name] = true
+		if len(t.SHA256) != 64 || strings.Trim(strings.ToLower(t.SHA256), "0123456789abcdef") != "" {
+			p.add(key+".sha256", "must be the 64 hex digits of the token's SHA-256 (vigia-control hash-token prints it)")
+		}
+		if len(t.Scopes) == 0 {
+			p.add(key+".scopes", "at least one of %s", strings.Join(controlScopes, ", "))
+		}
+		for _, s := range t.Scopes {
+			if !slices.Contains(controlScopes, s) {
+				p.add(key+".scopes", "unknown scope %q (%s)", s, strings.Join(controlScopes, ", "))
+			}
+		}
+	}
+	subs := map[string]bool{}
+	for i, s := range ct.Subscribers {
+		key := fmt.Sprintf("control.subscribers[%d]", i)
+		if s.Name == "" || subs[s.Name] {
+			p.add(key, "needs a unique name, got %q", s.Name)
+		}
+		subs[s.Name] = true
+		p.httpURL(key+".url", s.URL)
+		if len(s.Secrets) == 0 || s.Secrets[0] == "" {
+			p.add(key+".secrets", "at least one signing secret")
+		}
 	}
 }

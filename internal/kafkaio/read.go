@@ -100,3 +100,21 @@ func (a *Admin) OffsetsForTime(ctx context.Context, topic string, partitions []i
 	}
 	return starts, ends, nil
 }
+
+// EndOffset returns the offset the next record of topic's partition will
+// get: a reader that has read up to it has caught up with the log as it
+// was when EndOffset was called.
+func (a *Admin) EndOffset(ctx context.Context, topic string, partition int) (int64, error) {
+	resp, err := a.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(partition)}}})
+	if err != nil {
+		return 0, fmt.Errorf("end offset of %s/%d: %w", topic, partition, err)
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return 0, fmt.Errorf("end offset of %s/%d: %w", topic, partition, po.Error)
+		}
+		return po.LastOffset, nil
+	}
+	return 0, fmt.Errorf("end offset of %s/%d: no answer", topic, partition)
+}
