@@ -146,9 +146,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	}
 	l := &Log{o: o, log: o.Logger.With("topic", o.Topic), waiters: map[string]chan route.Result{}, m: newMetrics(o.Registerer)}
 	start := time.Now()
-	admin := kafkaio.NewAdmin(o.Brokers)
-	end, err := admin.EndOffset(ctx, o.Topic, 0)
-	admin.Close()
+	end, err := endOffset(ctx, o.Brokers, o.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("route log: %w", err)
 	}
@@ -216,6 +214,24 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	l.log.Info("route state rebuilt", "records_to", end, "snapshot_through", through,
 		"commands_after_snapshot", len(l.covered), "seq", l.state.Seq, "took", time.Since(start).Round(time.Millisecond))
 	return l, nil
+}
+
+// endOffset asks for the topic's end offset until the broker answers: a
+// topic just created may have no leader for a moment.
+func endOffset(ctx context.Context, brokers []string, topic string) (int64, error) {
+	admin := kafkaio.NewAdmin(brokers)
+	defer admin.Close()
+	for {
+		end, err := admin.EndOffset(ctx, topic, 0)
+		if err == nil || ctx.Err() != nil {
+			return end, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // fill gives a decoded state the maps JSON left nil.
