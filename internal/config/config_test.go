@@ -146,7 +146,7 @@ func TestLoadFullFile(t *testing.T) {
 		Control: Control{Listen: "0.0.0.0:9094", RoutesFile: "/etc/vigia/routes.yaml", RoutesTopic: "prod.routes", GroupID: "prod-control",
 			Replicas: 2, MaxAlertAge: 30 * time.Minute, ProposeTimeout: 5 * time.Second, SnapshotEvery: 500, MaxBodyBytes: 32768,
 			WebhookMaxAge: 12 * time.Hour, WebhookMaxBackoff: 2 * time.Minute,
-			Tokens: []ControlToken{{Name: "ops", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Scopes: []string{"operate"}}},
+			Tokens:      []ControlToken{{Name: "ops", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Scopes: []string{"operate"}}},
 			Subscribers: []ControlSubscriber{{Name: "crm", URL: "https://crm.example.com/vigia", Secrets: []string{"file-webhook-secret"}, UseCases: []string{"sales"}}}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
