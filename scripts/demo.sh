@@ -6,7 +6,9 @@
 # throughput errors and a paused template; then runs the notifier, which
 # posts those alerts as Slack messages (to a local stand-in for a Slack
 # incoming webhook) and, when Debian's prometheus-alertmanager is installed,
-# to a local Alertmanager.
+# to a local Alertmanager; then the control API, whose automation carries
+# out the alerts' actions and which tells a stand-in sender by signed
+# webhook; last, the ClickHouse sink.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -171,6 +173,68 @@ for a in json.load(sys.stdin):
 fi
 echo "==> notifier metrics"
 curl -fsS http://127.0.0.1:8082/metrics | grep -E '^vigia_notifier_notifications_total' | sed 's/^/    /'
+echo "==> starting the control API with deploy/routes.example.yaml (logs: data/demo-control.log)"
+# A stand-in sender on 127.0.0.1:8098: it checks the signature of every
+# route-change webhook (docs/webhooks.md) and keeps the verdict and body.
+rm -f data/demo-sender.jsonl
+python3 -c '
+import hashlib, hmac, http.server, json, sys, time
+class Sender(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        sig = dict(p.split("=", 1) for p in self.headers.get("Vigia-Signature", "").split(","))
+        want = hmac.new(b"demo-webhook-secret", sig.get("t", "").encode() + b"." + body, hashlib.sha256).hexdigest()
+        ok = hmac.compare_digest(want, sig.get("v1", "")) and abs(time.time() - int(sig.get("t", "0"))) < 300
+        with open(sys.argv[1], "a") as f:
+            f.write(json.dumps({"signature_ok": ok, "change": json.loads(body)}) + "\n")
+        self.send_response(204 if ok else 401); self.end_headers()
+    def log_message(self, *args): pass
+http.server.HTTPServer(("127.0.0.1", 8098), Sender).serve_forever()
+' data/demo-sender.jsonl &
+MORE="$MORE $!"
+bin/control check deploy/routes.example.yaml | sed 's/^/    /'
+bin/control --config.file deploy/demo.yaml >data/demo-control.log 2>&1 &
+MORE="$MORE $!"
+CTL=http://127.0.0.1:8084
+for _ in $(seq 1 100); do curl -fsS "$CTL/-/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+OPS='Authorization: Bearer demo-operator-token-0123456789'
+SENDER='Authorization: Bearer demo-sender-token-0123456789'
+for _ in $(seq 1 50); do
+	curl -fsS -H "$OPS" "$CTL/api/v1/audit" | grep -q '"outcome"' && break
+	sleep 0.2
+done
+echo "==> what the automation did with the alerts' actions (GET /api/v1/audit)"
+curl -fsS -H "$OPS" "$CTL/api/v1/audit" | python3 -c '
+import json, sys
+for e in reversed(json.load(sys.stdin)["entries"]):
+    print("    %-8s %-22s %-26s %s" % (e["outcome"], e["action"], e["target"], e.get("reason", "")[:70]))
+'
+showpick() {
+	curl -fsS -X POST -H "$SENDER" "$CTL/api/v1/routes/sales/pick" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+b = a.get("budget") or {}
+print("    %s %s rate %s/s %s" % (a["channel"], a.get("phone_number_id", ""), b.get("rate", "-"), a.get("reason", "")))'
+}
+echo "==> four picks for use case sales (weighted 1:3; number 922 throttled to 40/s by the rule)"
+for _ in 1 2 3 4; do showpick; done
+echo "==> an operator switches sales to the reserve number, with a reason"
+curl -fsS -H "$OPS" -d '{"to":"106540352242924","reason":"demo: INC-1 number 922 throttled"}' "$CTL/api/v1/routes/sales/switch" |
+	python3 -c 'import json,sys; r=json.load(sys.stdin); print("    %s, %d change(s), route version %d" % (r["outcome"], len(r["changes"]), r["seq"]))'
+showpick
+echo "==> a switch to a number outside the use case is refused (a JSON problem), and nothing changes"
+printf '    '
+curl -sS -w ' (HTTP %{http_code})' -H "$OPS" -d '{"to":"999"}' "$CTL/api/v1/routes/sales/switch" | tr -d '\n'
+echo
+for _ in $(seq 1 50); do [ -s data/demo-sender.jsonl ] && [ "$(wc -l <data/demo-sender.jsonl)" -ge 3 ] && break; sleep 0.2; done
+echo "==> webhooks the stand-in sender received (signature checked)"
+python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line); c = m["change"]
+    route = c.get("route") or {}
+    print("    signature %-3s %-15s %-18s use case %-8s preferred %s" % ("ok" if m["signature_ok"] else "BAD", c["type"], c["action"], c.get("use_case", "-"), route.get("preferred", "-")))
+' data/demo-sender.jsonl
 echo "==> starting the ClickHouse sink on embedded chDB (logs: data/demo-sink.log)"
 bin/sink --config.file deploy/demo.yaml --clickhouse.path=data/demo-chdb >data/demo-sink.log 2>&1 &
 MORE="$MORE $!"
@@ -187,4 +251,11 @@ echo "    failures per number and error code, from the per-minute rollups:"
 curl -fsS "$Q" --data-binary "SELECT phone_number_id, error_code, sum(failed) FROM vigia.rollup_minute WHERE failed > 0 GROUP BY phone_number_id, error_code ORDER BY 3 DESC LIMIT 3" | sed 's/^/      /'
 echo "    alert state changes:"
 curl -fsS "$Q" --data-binary "SELECT alertname, state, eval_time FROM vigia.alerts ORDER BY eval_time, alertname" | sed 's/^/      /'
-echo "==> done: ingest, evaluator, notifier and sink stopped, data in $DATA and data/demo-chdb"
+for _ in $(seq 1 50); do
+	n=$(curl -fsS "$Q" --data-binary 'SELECT count() FROM vigia.actions' 2>/dev/null || echo 0)
+	[ "${n:-0}" -ge 2 ] && break
+	sleep 0.2
+done
+echo "    route changes (the control API's audit, copied to ClickHouse):"
+curl -fsS "$Q" --data-binary "SELECT action, actor_kind, target, dry_run FROM vigia.actions ORDER BY time, id" | sed 's/^/      /'
+echo "==> done: ingest, evaluator, notifier, control and sink stopped, data in $DATA and data/demo-chdb"
