@@ -42,6 +42,10 @@ type Input struct {
 	// Labels of the alert: the rule's key dimensions and labels.
 	// alertname is set by the tracker.
 	Labels map[string]string
+	// Fingerprint, when set, is Tracker.Fingerprint(Labels), computed
+	// once by a caller that evaluates the same key again and again, so
+	// that each evaluation does not hash the labels again.
+	Fingerprint string
 	// Condition is the value of the rule's condition (when).
 	Condition bool
 	// Resolve is the value of the resolve condition (resolve_when);
@@ -113,8 +117,14 @@ func (t *Tracker) Eval(now time.Time, in Input) *Alert {
 	// UTC and no monotonic reading: records marshal the same whatever
 	// clock or zone the caller's times come from.
 	now = now.UTC()
-	fpb := fingerprint(in.Labels, LabelAlertName, t.info.Name)
-	e := t.active[string(fpb[:])] // no allocation: the steady state is free
+	var fpb [16]byte
+	var e *entry
+	if in.Fingerprint != "" {
+		e = t.active[in.Fingerprint]
+	} else {
+		fpb = fingerprint(in.Labels, LabelAlertName, t.info.Name)
+		e = t.active[string(fpb[:])] // no allocation: the steady state is free
+	}
 	if e != nil {
 		return t.step(e, now, &in)
 	}
@@ -125,7 +135,10 @@ func (t *Tracker) Eval(now time.Time, in Input) *Alert {
 		t.refused++
 		return nil
 	}
-	fp := string(fpb[:])
+	fp := in.Fingerprint
+	if fp == "" {
+		fp = string(fpb[:])
+	}
 	labels := make(map[string]string, len(in.Labels)+1)
 	maps.Copy(labels, in.Labels)
 	labels[LabelAlertName] = t.info.Name
@@ -165,9 +178,19 @@ func (t *Tracker) Missing(now time.Time, fingerprint string) *Alert {
 // data (Tracker.Fingerprint or Fingerprint of the labels with alertname):
 // KeepFiringFor is counted over rounds.
 func (t *Tracker) Absent(now time.Time, present map[string]bool) []*Alert {
+	return t.AbsentFunc(now, func(fp string) bool { return present[fp] })
+}
+
+// AbsentFunc is Absent with the keys that have data given by a function,
+// for a caller that can answer without building a map of every key: it is
+// asked only about the alerts held.
+func (t *Tracker) AbsentFunc(now time.Time, present func(fingerprint string) bool) []*Alert {
+	if len(t.active) == 0 {
+		return nil
+	}
 	var gone []string
 	for fp := range t.active {
-		if !present[fp] {
+		if !present(fp) {
 			gone = append(gone, fp)
 		}
 	}
@@ -240,6 +263,9 @@ func (t *Tracker) Active() []*Alert {
 	}
 	return out
 }
+
+// Len returns the number of pending and firing alerts held.
+func (t *Tracker) Len() int { return len(t.active) }
 
 // Counts returns the number of pending and firing alerts, for gauges.
 func (t *Tracker) Counts() (pending, firing int) {

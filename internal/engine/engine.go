@@ -28,12 +28,46 @@ type Options struct {
 	MaxActivePerRule int
 }
 
-// ruleState is a loaded rule with the keyspace it reads and its lifecycle.
+// ruleState is a loaded rule with the keyspace it reads, its lifecycle,
+// and what its evaluation loop keeps between rounds so that a round
+// allocates nothing in the steady state.
 type ruleState struct {
 	rule    *rules.Rule
 	spec    int
 	numbers int // keyspace [waba, phone_number] for numbers_active/degraded; -1 if the rule has none
 	tracker *alert.Tracker
+
+	// The window and the baseline of every key, and for numbers_active
+	// and numbers_degraded those of every number (see window.Period).
+	cur, base       *window.Period
+	numCur, numBase *window.Period
+	// keys caches, per slot of the rule's keyspace, what does not change
+	// while the key lives: labels and fingerprint. fps finds a slot by
+	// fingerprint, for Absent.
+	keys   []keyCache
+	fps    map[string]int32
+	round  uint64 // the current round; keys evaluated in it have it
+	numKey []numberKey
+	numBy  map[string][2]int64 // numbers per WABA, rebuilt every round
+
+	// in is the evaluation in progress; render renders its annotations
+	// and actions, called by the tracker only on a state change.
+	in     rules.Input
+	render func() (map[string]string, []alert.Action)
+}
+
+// keyCache is what an evaluation needs of a key besides its values.
+type keyCache struct {
+	id     string            // "" for a slot not seen yet
+	labels map[string]string // the key's dimensions (rules.Input.Labels)
+	alert  map[string]string // the alert's labels: rule labels, dimensions, alertname
+	fp     string            // the tracker's fingerprint of alert
+	round  uint64            // the last round the key was evaluated in
+}
+
+// numberKey is a key of the numbers keyspace: its id and WABA.
+type numberKey struct {
+	id, waba string
 }
 
 // Numbers degraded: what numbers_active and numbers_degraded count (see
@@ -58,6 +92,7 @@ type Engine struct {
 	store  *window.Store
 	specs  []window.Spec
 	groups []*groupState
+	refs   []window.KeyRef // the keys of the keyspace being evaluated
 
 	// Stats of the last evaluations, for metrics.
 	Evaluations, EvalFailures int64
@@ -157,7 +192,7 @@ func (e *Engine) install(set *rules.Set, old map[string]*alert.Tracker) {
 			if !ok {
 				ns = -1
 			}
-			gs.rules = append(gs.rules, &ruleState{rule: r, spec: ruleSpec[r], numbers: ns, tracker: tr})
+			gs.rules = append(gs.rules, e.newRuleState(r, ruleSpec[r], ns, tr))
 		}
 		e.groups = append(e.groups, gs)
 	}
@@ -236,6 +271,52 @@ func (e *Engine) EvalGroup(ctx context.Context, group string, now time.Time) []a
 	return out
 }
 
+func (e *Engine) newRuleState(r *rules.Rule, spec, numbers int, tr *alert.Tracker) *ruleState {
+	rs := &ruleState{rule: r, spec: spec, numbers: numbers, tracker: tr,
+		cur: e.store.NewPeriod(spec), base: e.store.NewPeriod(spec), fps: map[string]int32{}}
+	if numbers >= 0 {
+		rs.numCur, rs.numBase = e.store.NewPeriod(numbers), e.store.NewPeriod(numbers)
+		rs.numBy = map[string][2]int64{}
+	}
+	rs.render = func() (map[string]string, []alert.Action) {
+		ann, actions, err := r.Render(&rs.in)
+		if err != nil {
+			e.LastEvalError = fmt.Errorf("%s:%d: %s: render: %w", r.File, r.Line, r.Alert, err)
+		}
+		return ann, toAlertActions(actions)
+	}
+	return rs
+}
+
+// key returns the cache of the key in ref's slot, rebuilt when the slot
+// holds another key than last time.
+func (e *Engine) key(rs *ruleState, ref window.KeyRef) *keyCache {
+	if int(ref.Slot) >= len(rs.keys) {
+		rs.keys = append(rs.keys, make([]keyCache, int(ref.Slot)+1-len(rs.keys))...)
+	}
+	kc := &rs.keys[ref.Slot]
+	if kc.id == ref.ID {
+		return kc
+	}
+	if kc.id != "" && rs.fps[kc.fp] == ref.Slot {
+		delete(rs.fps, kc.fp)
+	}
+	r := rs.rule
+	kc.id = ref.ID
+	kc.labels = e.store.Labels(rs.spec, ref.ID)
+	kc.alert = make(map[string]string, len(kc.labels)+len(r.Labels)+1)
+	for k, v := range r.Labels {
+		kc.alert[k] = v
+	}
+	for k, v := range kc.labels {
+		kc.alert[k] = v
+	}
+	kc.alert[alert.LabelAlertName] = r.Alert
+	kc.fp = rs.tracker.Fingerprint(kc.alert)
+	rs.fps[kc.fp] = ref.Slot
+	return kc
+}
+
 func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []alert.Alert {
 	r := rs.rule
 	// One deadline for the rule's whole round over its keys: cheaper than
@@ -243,61 +324,51 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
 	defer cancel()
 	var out []alert.Alert
-	present := map[string]bool{}
 	var numbers map[string][2]int64
 	if rs.numbers >= 0 {
-		numbers = e.numbersByWABA(rs.numbers, r.Window, now)
+		numbers = e.numbersByWABA(rs, now)
 	}
-	for _, key := range e.store.Keys(rs.spec) {
-		cur, ok := e.store.Values(rs.spec, key.ID, now.Add(-r.Window), now)
-		if !ok {
+	rs.round++
+	in := &rs.in
+	start := now.Add(-r.Window)
+	e.refs = e.store.AppendKeyRefs(rs.spec, e.refs[:0])
+	for _, ref := range e.refs {
+		if !rs.cur.Values(e.store, ref, start, now, &in.Values) {
 			continue
 		}
+		kc := e.key(rs, ref)
+		kc.round = rs.round // present, for Absent, even if the evaluation fails
+		in.Labels = kc.labels
 		if numbers != nil {
-			n := numbers[key.Labels[string(quality.DimWABA)]]
-			cur.NumbersActive, cur.NumbersDegraded = n[0], n[1]
+			n := numbers[kc.labels[string(quality.DimWABA)]]
+			in.Values.NumbersActive, in.Values.NumbersDegraded = n[0], n[1]
 		}
-		in := &rules.Input{Values: cur, Labels: key.Labels}
 		if r.BaselineKind == rules.BaselinePrevious {
-			start := now.Add(-r.Window)
-			in.Baseline, _ = e.store.Values(rs.spec, key.ID, start.Add(-r.Baseline), start)
+			rs.base.Values(e.store, ref, start.Add(-r.Baseline), start, &in.Baseline)
 			in.HasBaseline = hasData(&in.Baseline)
 		}
-		labels := make(map[string]string, len(key.Labels)+len(r.Labels)+1)
-		for k, v := range r.Labels {
-			labels[k] = v
-		}
-		for k, v := range key.Labels {
-			labels[k] = v
-		}
-		labels["alertname"] = r.Alert
-		present[alert.Fingerprint(labels)] = true
 
 		cond, resolve, err := r.Conditions(ctx, in)
 		e.Evaluations++
 		if err != nil {
 			e.EvalFailures++
-			e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, key.Labels, err)
+			e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, kc.labels, err)
 			continue
 		}
-		ai := alert.Input{Labels: labels, Condition: cond, Resolve: resolve, Values: cur}
+		// The tracker clones what it keeps (values, baseline): the
+		// Periods' failure maps and in are reused for the next key.
+		ai := alert.Input{Labels: kc.alert, Fingerprint: kc.fp, Condition: cond, Resolve: resolve, Values: in.Values, Render: rs.render}
 		if r.BaselineKind != "" {
-			b := in.Baseline
-			ai.Baseline = &b
-		}
-		// Annotations and actions are rendered only on a state change.
-		ai.Render = func() (map[string]string, []alert.Action) {
-			ann, actions, err := r.Render(in)
-			if err != nil {
-				e.LastEvalError = fmt.Errorf("%s:%d: %s: render: %w", r.File, r.Line, r.Alert, err)
-			}
-			return ann, toAlertActions(actions)
+			ai.Baseline = &in.Baseline
 		}
 		if changed := rs.tracker.Eval(now, ai); changed != nil {
 			out = append(out, *changed)
 		}
 	}
-	for _, a := range rs.tracker.Absent(now, present) {
+	for _, a := range rs.tracker.AbsentFunc(now, func(fp string) bool {
+		slot, ok := rs.fps[fp]
+		return ok && rs.keys[slot].fp == fp && rs.keys[slot].round == rs.round
+	}) {
 		out = append(out, *a)
 	}
 	return out
@@ -306,22 +377,30 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 // numbersByWABA counts, per WABA, the numbers with enough attempts in the
 // window and those whose delivery rate fell below numbersDegradedAt of
 // their previous hour.
-func (e *Engine) numbersByWABA(spec int, win time.Duration, now time.Time) map[string][2]int64 {
-	out := map[string][2]int64{}
-	start := now.Add(-win)
-	for _, key := range e.store.Keys(spec) {
-		cur, ok := e.store.Values(spec, key.ID, start, now)
-		if !ok || cur.Attempts < numbersMinAttempts {
+func (e *Engine) numbersByWABA(rs *ruleState, now time.Time) map[string][2]int64 {
+	out := rs.numBy
+	clear(out)
+	start := now.Add(-rs.rule.Window)
+	var cur, base quality.Values
+	e.refs = e.store.AppendKeyRefs(rs.numbers, e.refs[:0])
+	for _, ref := range e.refs {
+		if !rs.numCur.Values(e.store, ref, start, now, &cur) || cur.Attempts < numbersMinAttempts {
 			continue
 		}
-		waba := key.Labels[string(quality.DimWABA)]
-		n := out[waba]
+		if int(ref.Slot) >= len(rs.numKey) {
+			rs.numKey = append(rs.numKey, make([]numberKey, int(ref.Slot)+1-len(rs.numKey))...)
+		}
+		nk := &rs.numKey[ref.Slot]
+		if nk.id != ref.ID {
+			*nk = numberKey{id: ref.ID, waba: e.store.Labels(rs.numbers, ref.ID)[string(quality.DimWABA)]}
+		}
+		n := out[nk.waba]
 		n[0]++
-		base, _ := e.store.Values(spec, key.ID, start.Add(-numbersBaseline), start)
+		rs.numBase.Values(e.store, ref, start.Add(-numbersBaseline), start, &base)
 		if base.Attempts >= numbersMinAttempts && cur.DeliveryRate < base.DeliveryRate*numbersDegradedAt {
 			n[1]++
 		}
-		out[waba] = n
+		out[nk.waba] = n
 	}
 	return out
 }

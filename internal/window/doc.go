@@ -101,6 +101,12 @@
 // covers 11:45:00 to 12:01:00). Rules whose windows are multiples of the
 // resolution and evaluated on bucket boundaries see exact windows.
 //
+// A Period answers the same for one period per key that moves forward with
+// the evaluation clock (a rule's window, or its baseline): it keeps each
+// key's sum of sealed buckets between calls and decodes only the buckets
+// that entered or left, which is what makes evaluating every key at every
+// instant cheap. AppendKeyRefs lists keys by slot for it, without labels.
+//
 // The sent→delivered latency histogram has fixed bins (upper bounds 1 s,
 // 2 s, 5 s, 10 s, 20 s, 30 s, 1 m, 2 m, 5 m, 10 m, 30 m, 1 h, then +inf); a
 // sample belongs to the delivered status's bucket (negative latencies, from

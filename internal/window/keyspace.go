@@ -66,6 +66,11 @@ type keyState struct {
 	hot    [maxHot]int32
 	cold   []byte // sealed buckets older than hotFloor, in ascending order (see bucket.go)
 	latest *latestState
+	// gen changes when the slot gets a new key and when a sealed record is
+	// rewritten (the slow path): a Period's sums of sealed buckets are
+	// good while it stays the same (sealing appends records and trimming
+	// drops old ones, neither changes a record).
+	gen uint64
 }
 
 // keyspace is the state of one Spec.
@@ -85,6 +90,7 @@ type keyspace struct {
 	pool bucketPool
 
 	refused, stale, expired uint64
+	lastGen                 uint64 // the last keyState.gen given out
 	// Kept up to date so that Stats is cheap: the engine reads it after
 	// every evaluation.
 	coldLen, coldCap, states int
@@ -421,7 +427,8 @@ func (ks *keyspace) newKey(id string, h keyHash) int32 {
 		ks.keys = append(ks.keys, keyState{})
 		ki = int32(len(ks.keys) - 1)
 	}
-	ks.keys[ki] = keyState{id: id, hash: h, newest: noBucket, last: noTime}
+	ks.lastGen++
+	ks.keys[ki] = keyState{id: id, hash: h, newest: noBucket, last: noTime, gen: ks.lastGen}
 	ks.m.insert(h[0], ki)
 	return ki
 }
@@ -509,6 +516,8 @@ func (ks *keyspace) trim(k *keyState, cutoff int64) {
 // starts an empty one), applies the event and writes the record back in
 // place. This is the slow path, taken by events later than the hot range.
 func (ks *keyspace) coldApply(s *Store, k *keyState, idx int64, c *contrib) {
+	ks.lastGen++
+	k.gen = ks.lastGen
 	b := &s.scratchB
 	b.reset(idx)
 	start, end := len(k.cold), len(k.cold)

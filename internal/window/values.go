@@ -102,8 +102,19 @@ func (s *Store) Values(spec int, keyID string, from, to time.Time) (quality.Valu
 }
 
 func (a *accum) values() quality.Values {
+	var v quality.Values
+	a.fill(&v, nil, nil)
+	return v
+}
+
+// fill sets the counters, failures, rates and latencies of *v from the
+// sums (the latest-state fields are left alone). The failure maps are
+// byCode and byClass when not nil (empty maps the caller reuses), new maps
+// otherwise; either stays nil without failures to put in it. Entries
+// counting zero (left by a Period's subtraction) are skipped.
+func (a *accum) fill(v *quality.Values, byCode map[int64]int64, byClass map[string]int64) {
 	n := &a.n
-	v := quality.Values{
+	*v = quality.Values{
 		Sent:      int64(n[cSent]),
 		Delivered: int64(n[cDelivered]),
 		Read:      int64(n[cRead]),
@@ -115,16 +126,25 @@ func (a *accum) values() quality.Values {
 		OptOuts:   int64(n[cOptOut]),
 		Inbound:   int64(n[cInbound]),
 	}
-	if len(a.fails) > 0 {
-		v.FailuresByClass = make(map[string]int64)
-		for _, f := range a.fails {
-			v.FailuresByClass[classNames[f.class]] += int64(f.n)
-			if f.code != noCode {
-				if v.FailuresByCode == nil {
+	for _, f := range a.fails {
+		if f.n == 0 {
+			continue
+		}
+		if v.FailuresByClass == nil {
+			v.FailuresByClass = byClass
+			if byClass == nil {
+				v.FailuresByClass = make(map[string]int64)
+			}
+		}
+		v.FailuresByClass[classNames[f.class]] += int64(f.n)
+		if f.code != noCode {
+			if v.FailuresByCode == nil {
+				v.FailuresByCode = byCode
+				if byCode == nil {
 					v.FailuresByCode = make(map[int64]int64)
 				}
-				v.FailuresByCode[int64(f.code)] += int64(f.n)
 			}
+			v.FailuresByCode[int64(f.code)] += int64(f.n)
 		}
 	}
 	v.DeliveryRate = rate(v.Reached, v.Attempts)
@@ -142,7 +162,6 @@ func (a *accum) values() quality.Values {
 		v.LatencyP50 = quantile(&hist, total, 0.5)
 		v.LatencyP90 = quantile(&hist, total, 0.9)
 	}
-	return v
 }
 
 // rate is num/den clamped to [0, 1], and 0 when den is 0: out-of-order

@@ -1,0 +1,193 @@
+package window
+
+import (
+	"time"
+
+	"vigia/internal/quality"
+)
+
+// KeyRef is a key of a keyspace as the evaluation loop sees it: its slot in
+// the keyspace (stable while the key lives; a slot freed by expiry may get
+// another key, with another ID) and its id.
+type KeyRef struct {
+	Slot int32
+	ID   string
+}
+
+// AppendKeyRefs appends the keys of keyspace spec to dst, in slot order
+// (the order of Keys), without building labels.
+func (s *Store) AppendKeyRefs(spec int, dst []KeyRef) []KeyRef {
+	ks := s.spaces[spec]
+	for i := range ks.keys {
+		if id := ks.keys[i].id; id != "" {
+			dst = append(dst, KeyRef{Slot: int32(i), ID: id})
+		}
+	}
+	return dst
+}
+
+// Period computes Values over one period per key of one keyspace, a period
+// that moves forward with the evaluation clock (a rule's window, or its
+// baseline), the way an evaluation loop asks: every key, at instants that
+// only go forward. It keeps, per key, the sum of the sealed buckets it
+// covered on the previous call, so that the next call decodes only the
+// buckets that entered or left the period (usually none, at most a few)
+// instead of every sealed bucket of the period: a 15 m window with its
+// previous hour at 1 m resolution is 75 records per key and instant
+// otherwise. The answers are Store.Values's, exactly (a test compares
+// them); only the work differs.
+//
+// The sums stay exact because sealed records change in three ways only:
+// sealing appends records of buckets newer than every record (added when
+// the period reaches them), trimming drops records older than the key's
+// span (which the period has left, or the sum is rebuilt), and the slow
+// path rewrites a record, which changes the key's generation and makes the
+// next call rebuild the sum.
+//
+// A Period belongs to one Store and one keyspace, and like the Store is not
+// safe for concurrent use. It costs about 250 bytes per key evaluated.
+type Period struct {
+	spec int
+	ents []periodEnt // by slot
+
+	// Reused for the failure maps of the Values returned: see Values.
+	byCode  map[int64]int64
+	byClass map[string]int64
+}
+
+// periodEnt is the sum of one key's sealed records with bucket index in
+// [lo, hi], for the key generation gen (0: none yet).
+type periodEnt struct {
+	gen    uint64
+	lo, hi int64
+	n      [nCounters]uint64
+	fails  []failAcc
+}
+
+// NewPeriod returns a Period over keyspace spec.
+func (s *Store) NewPeriod(spec int) *Period {
+	_ = s.spaces[spec] // panics now rather than on first use
+	return &Period{spec: spec, byCode: map[int64]int64{}, byClass: map[string]int64{}}
+}
+
+// Values sets *dst to the metrics of key k over [from, to), as
+// Store.Values(spec, k.ID, from, to) would return them, and reports false
+// (leaving *dst alone) when the key is no longer in k's slot. The failure
+// maps of *dst are the Period's own, reused by the next call: clone them to
+// keep them (alert records do). Calls for one key should come with periods
+// that only move forward; others are answered correctly, only more slowly.
+func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, dst *quality.Values) bool {
+	ks := s.spaces[p.spec]
+	if k.Slot < 0 || int(k.Slot) >= len(ks.keys) {
+		return false
+	}
+	key := &ks.keys[k.Slot]
+	if key.id == "" || key.id != k.ID {
+		return false
+	}
+	var fb [8]failAcc
+	a := accum{fails: fb[:0]}
+	f, t := nanos(from), nanos(to)
+	if key.newest != noBucket && f < t {
+		lo := max(floorDiv(f, ks.res), key.newest-ks.n+1)
+		hi := floorDiv(t-1, ks.res)
+		if int(k.Slot) >= len(p.ents) {
+			p.ents = append(p.ents, make([]periodEnt, len(ks.keys)-len(p.ents))...)
+		}
+		e := &p.ents[k.Slot]
+		p.sealed(ks, key, e, lo, min(hi, key.hotFloor-1))
+		a.n = e.n
+		for _, fc := range e.fails {
+			if fc.n != 0 {
+				a.fails = append(a.fails, fc)
+			}
+		}
+		for _, hp := range key.hot {
+			if hp == 0 {
+				continue
+			}
+			b := ks.pool.at(hp)
+			if b.idx < lo || b.idx > hi {
+				continue
+			}
+			for i, v := range b.n {
+				a.n[i] += uint64(v)
+			}
+			for _, fc := range b.fails {
+				a.fails = addFail(a.fails, fc.code, fc.class, uint64(fc.n))
+			}
+		}
+	}
+	clear(p.byCode)
+	clear(p.byClass)
+	a.fill(dst, p.byCode, p.byClass)
+	if key.latest != nil {
+		key.latest.fill(dst, t)
+	}
+	return true
+}
+
+// sealed brings e to the sum of key's sealed records in [lo, hi] (empty
+// when hi < lo).
+func (p *Period) sealed(ks *keyspace, key *keyState, e *periodEnt, lo, hi int64) {
+	if hi < lo {
+		e.gen, e.lo, e.hi = key.gen, lo, lo-1
+		e.n = [nCounters]uint64{}
+		e.fails = e.fails[:0]
+		return
+	}
+	// Moving forward by subtracting the buckets that left and adding those
+	// that entered needs the records that left to be still there: trimming
+	// keeps every record from the key's newest bucket minus its span on.
+	if e.gen == key.gen && e.gen != 0 && lo >= e.lo && hi >= e.hi && lo <= e.hi+1 && e.lo >= key.newest-ks.n+1 {
+		if lo == e.lo && hi == e.hi {
+			return
+		}
+		for off := 0; off < len(key.cold); {
+			idx, body, next := recordAt(key.cold, off, key.newest)
+			switch {
+			case idx > hi:
+				off = len(key.cold)
+				continue
+			case idx < lo && idx >= e.lo:
+				e.fails = subBody(key.cold, body, &e.n, e.fails)
+			case idx > e.hi && idx >= lo:
+				e.fails = decodeBody(key.cold, body, &e.n, e.fails)
+			}
+			off = next
+		}
+		e.lo, e.hi = lo, hi
+		return
+	}
+	e.gen, e.lo, e.hi = key.gen, lo, hi
+	e.n = [nCounters]uint64{}
+	e.fails = e.fails[:0]
+	for off := 0; off < len(key.cold); {
+		idx, body, next := recordAt(key.cold, off, key.newest)
+		if idx > hi {
+			break
+		}
+		if idx >= lo {
+			e.fails = decodeBody(key.cold, body, &e.n, e.fails)
+		}
+		off = next
+	}
+}
+
+// subBody subtracts the record body at cold[off:] from the counters and
+// failure entries, which hold it: the inverse of decodeBody. Entries that
+// reach zero stay (Values skips them), so that the slice does not churn.
+func subBody(cold []byte, off int, n *[nCounters]uint64, fails []failAcc) []failAcc {
+	var d [nCounters]uint64
+	var fb [8]failAcc
+	df := decodeBody(cold, off, &d, fb[:0])
+	for i, v := range d {
+		n[i] -= v
+	}
+	for _, f := range df {
+		// addFail with the two's complement subtracts: the entry exists,
+		// since the sum holds this record.
+		fails = addFail(fails, f.code, f.class, -f.n)
+	}
+	return fails
+}
