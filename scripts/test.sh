@@ -16,9 +16,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-echo "==> shipped rules: check and unit tests"
+echo "==> shipped rules: check and unit tests; the example routes file"
 go run ./cmd/evaluator check rules/
 go run ./cmd/evaluator test rules/tests/*.yaml
+go run ./cmd/control check deploy/routes.example.yaml
 
 echo "==> fetching the Kafka broker (cached)"
 scripts/kafka.sh fetch
