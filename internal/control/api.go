@@ -11,17 +11,18 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"vigia/internal/action"
@@ -352,10 +353,16 @@ func (a *API) pick(w http.ResponseWriter, r *http.Request, _ Token) {
 	}
 }
 
+// bodyBuffers recycles request body buffers: pick is the hot path.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // decode reads a JSON body strictly into v; an empty body is accepted when
 // optional. On failure it has answered 400 or 413.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.o.MaxBodyBytes))
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() { buf.Reset(); bodyBuffers.Put(buf) }()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, a.o.MaxBodyBytes))
+	body := buf.Bytes()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -365,14 +372,14 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, optional boo
 		writeProblem(w, http.StatusBadRequest, "", "read body: "+err.Error())
 		return false
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
 			return true
 		}
 		writeProblem(w, http.StatusBadRequest, "", "a JSON body is required")
 		return false
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeProblem(w, http.StatusBadRequest, "", "body: "+err.Error())

@@ -35,13 +35,16 @@ func HashToken(token string) string {
 
 // auth checks bearer tokens against the configured hashes.
 type auth struct {
-	byHash map[string]Token
+	byHash map[[sha256.Size]byte]Token // raw hash: no hex string per request on the pick path
 }
 
 func newAuth(tokens []Token) (*auth, error) {
-	a := &auth{byHash: map[string]Token{}}
+	a := &auth{byHash: map[[sha256.Size]byte]Token{}}
 	for _, t := range tokens {
-		h := strings.ToLower(t.SHA256)
+		var h [sha256.Size]byte
+		if n, err := hex.Decode(h[:], []byte(t.SHA256)); err != nil || n != sha256.Size {
+			return nil, fmt.Errorf("token %s: sha256 must be 64 hex digits", t.Name)
+		}
 		if _, dup := a.byHash[h]; dup {
 			return nil, fmt.Errorf("token %s: the same token hash is configured twice", t.Name)
 		}
@@ -69,7 +72,7 @@ func (a *auth) check(w http.ResponseWriter, r *http.Request, scope string) (Toke
 		writeProblem(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required (Authorization: Bearer <token>)")
 		return Token{}, false
 	}
-	t, ok := a.byHash[HashToken(strings.TrimSpace(raw))]
+	t, ok := a.byHash[sha256.Sum256([]byte(strings.TrimSpace(raw)))]
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vigia-control", error="invalid_token"`)
 		writeProblem(w, http.StatusUnauthorized, "Unauthorized", "unknown token")

@@ -203,13 +203,16 @@ func (p *Picker) Pick(useCase, recipient string, now time.Time) (Answer, error) 
 		if tu.uc.Strategy != StrategyOrdered {
 			start = int(tu.next.Add(1) % uint64(n))
 		}
-		tried := make(map[string]bool, 4)
+		// A weighted rotation repeats ids; try each once. Pools are a
+		// handful of numbers: a slice on the stack beats a map.
+		var triedBuf [8]string
+		tried := triedBuf[:0]
 		for i := range n {
 			id := tu.rotation[(start+i)%n]
-			if tried[id] || id == u.Preferred {
+			if id == u.Preferred || slices.Contains(tried, id) {
 				continue
 			}
-			tried[id] = true
+			tried = append(tried, id)
 			if try(id, "") {
 				return ans, nil
 			}
