@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -141,7 +143,9 @@ type Rate float64
 func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 	v, err := rules.ParseRate(n.Value)
 	if err != nil {
-		return err
+		// A TypeError (not a plain error) keeps the decoder going, so that
+		// every problem is reported, and carries the line (test fix).
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: rate: %v", n.Line, err)}}
 	}
 	*r = Rate(v)
 	return nil
@@ -154,7 +158,8 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := rules.ParseDuration(n.Value)
 	if err != nil {
-		return err
+		// As for Rate: keep decoding, and say where (test fix).
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -183,7 +188,9 @@ func Parse(path string, data []byte) (*File, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	// An empty file decodes to io.EOF: validate it as the empty routes
+	// file it is, so that the message says what is missing (test fix).
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	sum := sha256.Sum256(data)
@@ -240,10 +247,20 @@ func (f *File) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(f.Path+": "+format, args...)) }
 
+	// Factors the file leaves out keep their defaults: with only
+	// {RED: 0.1} given, a GREEN portfolio was refused as "want GREEN, ...,
+	// got GREEN" (test fix).
 	if f.QualityFactors == nil {
-		f.QualityFactors = map[string]float64{"GREEN": 1, "YELLOW": 0.5, "RED": 0.2, "UNKNOWN": 0.5}
+		f.QualityFactors = map[string]float64{}
 	}
-	for q, v := range f.QualityFactors {
+	for q, v := range map[string]float64{"GREEN": 1, "YELLOW": 0.5, "RED": 0.2, "UNKNOWN": 0.5} {
+		if _, ok := f.QualityFactors[q]; !ok {
+			f.QualityFactors[q] = v
+		}
+	}
+	// Sorted, so that the problems come in a stable order (test fix).
+	for _, q := range slices.Sorted(maps.Keys(f.QualityFactors)) {
+		v := f.QualityFactors[q]
 		if !slices.Contains([]string{"GREEN", "YELLOW", "RED", "UNKNOWN"}, q) {
 			bad("quality_factors: unknown quality %q (GREEN, YELLOW, RED, UNKNOWN)", q)
 		}
@@ -362,6 +379,11 @@ func (f *File) validate() error {
 			at := fmt.Sprintf("line %d: %s.numbers[%d]", n.line, where, j)
 			if !validName(n.ID) {
 				bad("%s.id: want a phone number id (digits), got %q", at, n.ID)
+				// Still counts for the rotation check below, which would
+				// otherwise add "every number is a reserve" (test fix).
+				if n.Role != RoleReserve {
+					inRotation++
+				}
 				continue
 			}
 			if seen[n.ID] {

@@ -214,6 +214,13 @@ func (p *Picker) Pick(useCase, recipient string, now time.Time) (Answer, error) 
 			}
 			tried = append(tried, id)
 			if try(id, "") {
+				// Move the rotation past the slots walked over, so that a
+				// number out of rotation spreads its share over the others
+				// instead of handing all of it to the one after it (test
+				// fix: round robin over 3 with one paused gave 1/3 and 2/3).
+				if i > 0 && tu.uc.Strategy != StrategyOrdered {
+					tu.next.Add(uint64(i))
+				}
 				return ans, nil
 			}
 		}

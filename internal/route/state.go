@@ -697,6 +697,11 @@ func (a *applier) plan() (plan, error) {
 		}
 		return plan{targets: prefixed("number:", numbers), do: func() {
 			for _, n := range numbers {
+				// Already capped so (by an operator, say): not this
+				// alert's change, so not its restore's either (test fix).
+				if a.s.EffectiveNumber(n, a.c.Time).RateCap == rate {
+					continue
+				}
 				a.change(OpThrottle, "", n, func(s *State) {
 					ns := s.number(n)
 					ns.RateCap, ns.CapUntil, ns.Reason = rate, nil, a.reason()
@@ -719,6 +724,11 @@ func (a *applier) plan() (plan, error) {
 				return plan{}, err
 			}
 			return plan{targets: []string{"use_case:" + uc}, do: func() {
+				// Already paused: leave that pause (and its end) alone and
+				// do not undo it on restore (test fix).
+				if a.s.EffectiveUseCase(uc, a.c.Time).Paused {
+					return
+				}
 				a.change(OpPause, uc, uc, func(s *State) {
 					u := s.useCase(uc)
 					u.Paused, u.PausedUntil, u.Reason, u.Since = true, until, a.reason(), a.c.Time
@@ -735,6 +745,10 @@ func (a *applier) plan() (plan, error) {
 		}
 		return plan{targets: prefixed("number:", numbers), do: func() {
 			for _, n := range numbers {
+				// Already paused: as for the use case above (test fix).
+				if a.s.EffectiveNumber(n, a.c.Time).State == StatePaused {
+					continue
+				}
 				a.change(OpPause, "", n, func(s *State) { s.setNumber(n, StatePaused, a.reason(), a.c.Time, until) })
 				a.undo = append(a.undo, Undo{Kind: "number_state", Number: n, Set: StatePaused})
 			}
@@ -897,6 +911,10 @@ func (a *applier) failover(number string, useCases []string, to string) {
 			standby = a.standby(uc, number, to)
 		}
 		if standby != "" {
+			// Already preferred: nothing of this alert's to undo (test fix).
+			if a.s.EffectiveUseCase(name, a.c.Time).Preferred == standby {
+				continue
+			}
 			a.change("failover", name, name, func(s *State) {
 				u := s.useCase(name)
 				u.Preferred, u.Reason, u.Since = standby, a.reason(), a.c.Time
@@ -911,6 +929,11 @@ func (a *applier) failover(number string, useCases []string, to string) {
 }
 
 func (a *applier) setChannel(useCase, channel string) {
+	// Already on channel (an operator's fallback, say): the restore must
+	// not move it back to whatsapp, so neither change nor undo (test fix).
+	if a.s.EffectiveUseCase(useCase, a.c.Time).Channel == channel {
+		return
+	}
 	a.change("fallback_channel", useCase, useCase, func(s *State) {
 		u := s.useCase(useCase)
 		u.Channel, u.Reason, u.Since = channel, a.reason(), a.c.Time
