@@ -672,6 +672,13 @@ func (a *applier) plan() (plan, error) {
 		if err != nil {
 			return plan{}, err
 		}
+		// With use_case given, useCasesFor does not check the number: an
+		// unknown one was degraded in the state with no record (test fix).
+		if number != "" {
+			if err := a.knownNumber(number); err != nil {
+				return plan{}, err
+			}
+		}
 		if number == "" {
 			number = a.currentNumber(ucs[0])
 		}

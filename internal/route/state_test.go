@@ -1377,3 +1377,18 @@ func TestAuditBounded(t *testing.T) {
 		t.Errorf("Seq %d", s.Seq)
 	}
 }
+
+// TestFailoverUnknownNumber: a failover naming a use case and a number
+// the routes file does not have is refused, not applied to a phantom
+// number without a record.
+func TestFailoverUnknownNumber(t *testing.T) {
+	f := routes(t)
+	s := NewState()
+	res := apply(s, f, alertCmd(t0, "occ", 0, "failover", map[string]string{"use_case": "sales", "phone_number": "9999"}))
+	if res.Outcome != OutcomeRefused || !errors.Is(res.Err, ErrNotFound) {
+		t.Errorf("result %+v, want refused: not found", res)
+	}
+	if _, ok := s.Numbers["9999"]; ok {
+		t.Errorf("state has the unknown number: %+v", s.Numbers["9999"])
+	}
+}
