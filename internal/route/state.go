@@ -312,7 +312,11 @@ type applier struct {
 
 func (a *applier) finish(err error) Result {
 	if err != nil {
-		a.audit(action.Record{Action: a.c.Op, UseCase: a.c.UseCase, Target: a.target(), Reason: a.c.Reason}, OutcomeRefused, err.Error())
+		act := a.c.Op
+		if a.c.Op == OpAlert && a.c.Alert != nil && a.c.Alert.Action.Type != "" {
+			act = a.c.Alert.Action.Type // the audit says which action was refused
+		}
+		a.audit(action.Record{Action: act, UseCase: a.c.UseCase, Target: a.target(), Reason: a.reason()}, OutcomeRefused, err.Error())
 		return Result{Outcome: OutcomeRefused, Err: err}
 	}
 	if len(a.records) == 0 {
@@ -616,6 +620,13 @@ func (a *applier) alert() Result {
 			a.s.Occurrences[al.Occurrence] = occ
 		}
 		occ.Changes = append(occ.Changes, a.undo...)
+		for t, at := range a.s.LastAuto {
+			// Past its cooldown a target needs no memory (advisory
+			// targets, templates and campaigns, would otherwise pile up).
+			if a.c.Time.Sub(at) >= time.Duration(a.f.Automation.Cooldown) {
+				delete(a.s.LastAuto, t)
+			}
+		}
 		for _, t := range plan.targets {
 			a.s.LastAuto[t] = a.c.Time
 		}
@@ -768,16 +779,34 @@ func (a *applier) plan() (plan, error) {
 			}
 			return plan{}, err
 		}
+		// A use case named by the action must have the channel in its
+		// chain. Use cases reached through a number or a WABA that lack it
+		// take their own next channel instead: the rule means "off
+		// WhatsApp", and a use case with nothing else stays.
 		ch := p["channel"]
+		type move struct{ useCase, channel string }
+		var moves []move
 		for _, name := range ucs {
 			uc, _ := a.f.UseCase(name)
-			if !slices.Contains(uc.Channels, ch) {
+			switch {
+			case slices.Contains(uc.Channels, ch):
+				moves = append(moves, move{name, ch})
+			case p["use_case"] != "":
 				return plan{}, fmt.Errorf("%w: channel %q is not in the chain of use case %s (%v)", ErrInvalid, ch, name, uc.Channels)
+			case len(uc.Channels) > 1:
+				moves = append(moves, move{name, uc.Channels[1]})
 			}
 		}
-		return plan{targets: prefixed("use_case:", ucs), do: func() {
-			for _, uc := range ucs {
-				a.setChannel(uc, ch)
+		if len(moves) == 0 {
+			return plan{}, fmt.Errorf("%w: no use case of %s has a channel to fall back to", ErrConflict, describeTarget(p))
+		}
+		var targets []string
+		for _, m := range moves {
+			targets = append(targets, "use_case:"+m.useCase)
+		}
+		return plan{targets: targets, do: func() {
+			for _, m := range moves {
+				a.setChannel(m.useCase, m.channel)
 			}
 		}}, nil
 	case "notify_senders":

@@ -1175,6 +1175,20 @@ func TestAlertActions(t *testing.T) {
 				t.Errorf("billing: %+v", u)
 			}
 		}},
+		// w2 serves sales (chain whatsapp, sms, email) and support
+		// (whatsapp only): a WABA-wide fallback to a channel sales lacks
+		// takes sales to its own next channel and leaves support alone.
+		{"fallback_channel by waba, channel outside a chain", "fallback_channel", map[string]string{"waba": "w2", "channel": "push"}, func(t *testing.T, s *State, res Result) {
+			if u := s.EffectiveUseCase("sales", t0); u.Channel != "sms" {
+				t.Errorf("sales: %+v, want its next channel sms", u)
+			}
+			if u := s.EffectiveUseCase("support", t0); u.Channel != ChannelWhatsApp {
+				t.Errorf("support (whatsapp only): %+v", u)
+			}
+			if len(res.Records) != 1 || res.Records[0].UseCase != "sales" {
+				t.Errorf("records %+v, want one for sales", res.Records)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1207,6 +1221,8 @@ func TestAlertRefused(t *testing.T) {
 		{"failover, no target", "failover", nil, ErrInvalid, "the action names no use case, number or waba"},
 		{"fallback_channel, not in chain", "fallback_channel", map[string]string{"use_case": "support", "channel": "sms"}, ErrInvalid,
 			`channel "sms" is not in the chain of use case support`},
+		{"fallback_channel, no use case can fall back", "fallback_channel", map[string]string{"phone_number": "2001", "channel": "sms"}, ErrConflict,
+			"no use case of number:2001 has a channel to fall back to"},
 		{"fallback_channel, unknown waba", "fallback_channel", map[string]string{"waba": "w9", "channel": "sms"}, ErrNotFound,
 			`waba "w9" has no configured number`},
 	}
@@ -1220,6 +1236,10 @@ func TestAlertRefused(t *testing.T) {
 			}
 			if len(s.Numbers) != 0 || len(s.UseCases) != 0 || len(s.Occurrences) != 0 || len(s.AutoTimes) != 0 {
 				t.Errorf("refused alert changed the state: %+v", s)
+			}
+			// The audit names the refused action, not the command's op.
+			if n := len(s.Audit); n != 1 || s.Audit[0].Action != tt.typ || s.Audit[0].Outcome != OutcomeRefused {
+				t.Errorf("audit %+v, want one refused %s entry", s.Audit, tt.typ)
 			}
 		})
 	}
