@@ -3,6 +3,11 @@
 // parameter, evaluates every rule group that is due over every key and
 // returns the alert state changes. It knows nothing of Kafka or clocks, so
 // the live evaluator, rule unit tests and backtests all drive the same code.
+//
+// An evaluation round reads every key's window and baseline through
+// window.Period (sums kept between instants) and runs a rule's CEL
+// conditions only when what they read of the key's input changed since the
+// key's last evaluation (memo.go); the tracker sees every evaluation.
 package engine
 
 import (
@@ -50,6 +55,9 @@ type ruleState struct {
 	numKey []numberKey
 	numBy  map[string][2]int64 // numbers per WABA, rebuilt every round
 
+	// reads is what the rule's guard and conditions read, for the memo of
+	// each key (see memo.go).
+	reads reads
 	// in is the evaluation in progress; render renders its annotations
 	// and actions, called by the tracker only on a state change.
 	in     rules.Input
@@ -63,6 +71,7 @@ type keyCache struct {
 	alert  map[string]string // the alert's labels: rule labels, dimensions, alertname
 	fp     string            // the tracker's fingerprint of alert
 	round  uint64            // the last round the key was evaluated in
+	memo   memo              // its last successful evaluation
 }
 
 // numberKey is a key of the numbers keyspace: its id and WABA.
@@ -273,7 +282,7 @@ func (e *Engine) EvalGroup(ctx context.Context, group string, now time.Time) []a
 
 func (e *Engine) newRuleState(r *rules.Rule, spec, numbers int, tr *alert.Tracker) *ruleState {
 	rs := &ruleState{rule: r, spec: spec, numbers: numbers, tracker: tr,
-		cur: e.store.NewPeriod(spec), base: e.store.NewPeriod(spec), fps: map[string]int32{}}
+		cur: e.store.NewPeriod(spec), base: e.store.NewPeriod(spec), fps: map[string]int32{}, reads: readsOf(r)}
 	if numbers >= 0 {
 		rs.numCur, rs.numBase = e.store.NewPeriod(numbers), e.store.NewPeriod(numbers)
 		rs.numBy = map[string][2]int64{}
@@ -303,6 +312,7 @@ func (e *Engine) key(rs *ruleState, ref window.KeyRef) *keyCache {
 	}
 	r := rs.rule
 	kc.id = ref.ID
+	kc.memo.ok = false
 	kc.labels = e.store.Labels(rs.spec, ref.ID)
 	kc.alert = make(map[string]string, len(kc.labels)+len(r.Labels)+1)
 	for k, v := range r.Labels {
@@ -348,12 +358,22 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 			in.HasBaseline = hasData(&in.Baseline)
 		}
 
-		cond, resolve, err := r.Conditions(ctx, in)
 		e.Evaluations++
-		if err != nil {
-			e.EvalFailures++
-			e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, kc.labels, err)
-			continue
+		var cond, resolve bool
+		// A memo is used only while the round's context is live: past its
+		// deadline every evaluation fails, memo or not.
+		if rs.reads.same(&kc.memo, in) && ctx.Err() == nil {
+			cond, resolve = kc.memo.cond, kc.memo.resolve
+		} else {
+			var err error
+			cond, resolve, err = r.Conditions(ctx, in)
+			if err != nil {
+				kc.memo.ok = false
+				e.EvalFailures++
+				e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, kc.labels, err)
+				continue
+			}
+			rs.reads.keep(&kc.memo, in, cond, resolve)
 		}
 		// The tracker clones what it keeps (values, baseline): the
 		// Periods' failure maps and in are reused for the next key.
