@@ -17,13 +17,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"vigia/internal/action"
 	"vigia/internal/problem"
@@ -385,7 +388,9 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, optional boo
 		writeProblem(w, http.StatusBadRequest, "", "body: "+err.Error())
 		return false
 	}
-	if dec.More() {
+	// More is not enough: it says false before a stray ']' or '}', which
+	// let `{}]` through as a valid body.
+	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
 		writeProblem(w, http.StatusBadRequest, "", "body: one JSON object expected")
 		return false
 	}
@@ -445,7 +450,7 @@ func (a *API) operate(op string, number bool, h opHandler) func(w http.ResponseW
 			writeProblem(w, http.StatusBadRequest, "", err.Error())
 			return
 		}
-		if len(req.Reason) > 1000 {
+		if utf8.RuneCountInString(req.Reason) > 1000 { // characters, as the message and openapi.json say; not bytes
 			writeProblem(w, http.StatusBadRequest, "", "reason: at most 1000 characters")
 			return
 		}
@@ -488,11 +493,16 @@ func (a *API) operate(op string, number bool, h opHandler) func(w http.ResponseW
 
 // checkFields refuses request fields the action does not take.
 func checkFields(op string, req *opRequest, allowed []string) error {
-	set := map[string]bool{"reason": true, "until": req.Until != nil, "for": req.For != "", "to": req.To != "",
-		"channel": req.Channel != "", "rate": req.Rate != "", "state": req.State != ""}
-	for f, on := range set {
-		if on && f != "reason" && !slices.Contains(allowed, f) {
-			return fmt.Errorf("%s takes no %q (it takes: reason, %s)", op, f, strings.Join(allowed, ", "))
+	// In the order of the body's fields, not a map's: the message names
+	// the same field every time.
+	given := []struct {
+		name string
+		on   bool
+	}{{"until", req.Until != nil}, {"for", req.For != ""}, {"to", req.To != ""},
+		{"channel", req.Channel != ""}, {"rate", req.Rate != ""}, {"state", req.State != ""}}
+	for _, f := range given {
+		if f.on && !slices.Contains(allowed, f.name) {
+			return fmt.Errorf("%s takes no %q (it takes: %s)", op, f.name, strings.Join(append([]string{"reason"}, allowed...), ", "))
 		}
 	}
 	return nil
@@ -507,6 +517,12 @@ func until(req *opRequest, c *route.Command) error {
 		u := req.Until.UTC()
 		if !u.After(c.Time) {
 			return fmt.Errorf("until %s is not in the future", u.Format(time.RFC3339))
+		}
+		// 9999-12-31T23:00:00-01:00 is year 10000 in UTC, which JSON
+		// cannot encode: the command could not be written to the route
+		// log (a 503 for a bad value).
+		if u.Year() > 9999 {
+			return fmt.Errorf("until %s is after the year 9999", req.Until.Format(time.RFC3339))
 		}
 		c.Until = &u
 	case req.For != "":
@@ -569,6 +585,11 @@ func (a *API) throttleOp() opHandler {
 		rate, err := rules.ParseRate(req.Rate)
 		if err != nil {
 			return fmt.Errorf("rate: %w", err)
+		}
+		// ParseRate gives +Inf for a number too large for a float64; JSON
+		// cannot encode it, so the command could not be logged.
+		if math.IsInf(rate, 0) {
+			return fmt.Errorf("rate: too large: %q", req.Rate)
 		}
 		c.Rate = rate
 		return nil

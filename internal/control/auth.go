@@ -66,8 +66,10 @@ func (t Token) has(scope string) bool {
 // the hash's bytes.
 func (a *auth) check(w http.ResponseWriter, r *http.Request, scope string) (Token, bool) {
 	h := r.Header.Get("Authorization")
-	raw, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || raw == "" {
+	// The scheme is case-insensitive (RFC 9110 11.1): "bearer x" is a
+	// bearer token too.
+	scheme, raw, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vigia-control"`)
 		writeProblem(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required (Authorization: Bearer <token>)")
 		return Token{}, false
