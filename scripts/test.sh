@@ -4,7 +4,8 @@
 # ClickHouse (chDB, whose library scripts/chdb.sh fetches) and a real
 # Alertmanager enabled. The broker jars are fetched once into the cache
 # (scripts/kafka.sh fetch); Alertmanager is Debian's prometheus-alertmanager,
-# installed here when missing. The tests start and stop their own servers on
+# installed here when missing; Schemathesis (PyPI) goes into a cached venv
+# for the control API's property-based test. The tests start and stop their own servers on
 # 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,9 @@ if ! command -v prometheus-alertmanager >/dev/null; then
 fi
 prometheus-alertmanager --version 2>&1 | head -1
 
-echo "==> go test (race detector on, real Kafka and Alertmanager integration tests on)"
-export VIGIA_TEST_REAL_KAFKA=1 VIGIA_TEST_REAL_ALERTMANAGER=1
+echo "==> Schemathesis (PyPI, cached venv in ~/.cache/vigia/schemathesis), for the control API"
+scripts/schemathesis.sh install
+
+echo "==> go test (race detector on; real Kafka, Alertmanager and Schemathesis tests on)"
+export VIGIA_TEST_REAL_KAFKA=1 VIGIA_TEST_REAL_ALERTMANAGER=1 VIGIA_TEST_SCHEMATHESIS=1
 go test -race -count=1 -timeout 20m ./...
