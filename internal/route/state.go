@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -256,6 +257,11 @@ func (s *State) Apply(f *File, c Command) Result {
 	s.prune(c.Time)
 	a := applier{s: s, f: f, c: c}
 	var err error
+	// Values JSON cannot carry would make the state unsavable (snapshots,
+	// clones): refuse them here, whatever the proposer checked.
+	if c.Until != nil && (c.Until.Year() > 9999 || c.Until.Year() < 1) || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		return a.finish(fmt.Errorf("%w: until or rate out of range", ErrInvalid))
+	}
 	switch c.Op {
 	case OpSwitch:
 		err = a.switchTo()
@@ -366,9 +372,32 @@ func (a *applier) change(act, useCase, target string, do func(s *State)) {
 	if a.dryRun {
 		st = a.s.Clone()
 	}
+	// Keep the entities do may touch, to put them back if nothing but
+	// the reason and the time would change: asking again for what is
+	// already so is a noop, not a change to audit and push to senders.
+	num, hadNum := st.Numbers[target]
+	var numCopy NumberState
+	if hadNum {
+		numCopy = *num
+	}
+	uc, hadUC := st.UseCases[useCase]
+	var ucCopy UseCaseState
+	if hadUC {
+		ucCopy = *uc
+	}
 	do(st)
 	after := a.view(st, useCase, target)
-	if string(before) == string(after) {
+	if essential(before) == essential(after) {
+		if hadNum {
+			*st.Numbers[target] = numCopy
+		} else {
+			delete(st.Numbers, target)
+		}
+		if hadUC {
+			*st.UseCases[useCase] = ucCopy
+		} else {
+			delete(st.UseCases, useCase)
+		}
 		return
 	}
 	r := action.Record{
@@ -382,6 +411,18 @@ func (a *applier) change(act, useCase, target string, do func(s *State)) {
 		r.AlertFingerprint, r.Occurrence = al.Fingerprint, al.Occurrence
 	}
 	a.records = append(a.records, r)
+}
+
+// essential is a view without its reason and time: what routing depends on.
+func essential(view json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(view, &m) != nil {
+		return string(view)
+	}
+	delete(m, "reason")
+	delete(m, "since")
+	out, _ := json.Marshal(m)
+	return string(out)
 }
 
 func (a *applier) reason() string {

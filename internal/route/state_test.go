@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -297,6 +298,12 @@ func TestOperatorNoop(t *testing.T) {
 		{Time: t0, Op: OpFallback, UseCase: "sales", Channel: "whatsapp"},
 		{Time: t0, Op: OpResume, UseCase: "sales"},
 		{Time: t0, Op: OpUnlock, Number: "1001"},
+		// Later, with another reason: still what is already so.
+		{Time: at(time.Hour), Op: OpSwitch, UseCase: "sales", To: "1002", Reason: "again"},
+		{Time: at(time.Hour), Op: OpFallback, UseCase: "sales", Channel: "whatsapp", Reason: "again"},
+		{Time: at(time.Hour), Op: OpResume, UseCase: "sales", Reason: "again"},
+		{Time: at(time.Hour), Op: OpResume, Number: "1001", Reason: "again"},
+		{Time: at(time.Hour), Op: OpMark, Number: "1001", State: StateActive, Reason: "again"},
 	} {
 		res := apply(s, f, c)
 		if res.Outcome != OutcomeNoop || res.Err != nil || res.Records != nil {
@@ -305,6 +312,30 @@ func TestOperatorNoop(t *testing.T) {
 	}
 	if len(s.Audit) != audit {
 		t.Errorf("noops added %d audit entries", len(s.Audit)-audit)
+	}
+	if u := s.UseCases["sales"]; u.Reason != "" || !u.Since.Equal(t0) {
+		t.Errorf("a noop changed the reason or time of sales: %+v", u)
+	}
+	if _, ok := s.Numbers["1001"]; ok {
+		t.Errorf("a noop created state for 1001: %+v", s.Numbers["1001"])
+	}
+}
+
+// TestApplyRefusesUnsavableValues: values JSON cannot hold would make
+// snapshots and clones fail; Apply refuses them.
+func TestApplyRefusesUnsavableValues(t *testing.T) {
+	f := routes(t)
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []Command{
+		{Time: t0, Op: OpPause, Number: "1001", Until: &far},
+		{Time: t0, Op: OpThrottle, Number: "1001", Rate: math.Inf(1)},
+		{Time: t0, Op: OpThrottle, Number: "1001", Rate: math.NaN()},
+	} {
+		s := NewState()
+		if res := apply(s, f, c); res.Outcome != OutcomeRefused || !errors.Is(res.Err, ErrInvalid) {
+			t.Errorf("%+v: %+v, want refused as invalid", c, res)
+		}
+		_ = s.Clone() // must not panic
 	}
 }
 
@@ -367,7 +398,7 @@ func TestOperatorRefused(t *testing.T) {
 			s := NewState()
 			// Something in the state already, so that "nothing changed"
 			// means something.
-			mustApply(t, s, file, Command{Time: t0, Op: OpFallback, UseCase: "sales", Channel: "whatsapp", Reason: "init"}, OutcomeApplied)
+			mustApply(t, s, file, Command{Time: t0, Op: OpThrottle, Number: "1001", Rate: 5, Reason: "init"}, OutcomeApplied)
 			for _, c := range tt.setup {
 				c.Time = t0
 				mustApply(t, s, file, c, OutcomeApplied)

@@ -897,13 +897,20 @@ func parseDuration(text string) (time.Duration, error) {
 			if unit == "w" {
 				hours *= 7
 			}
-			part = time.Duration(n * hours * float64(time.Hour))
+			f := n * hours * float64(time.Hour)
+			if f > float64(100*365*24*time.Hour) {
+				return 0, bad // would overflow; far beyond any window anyway
+			}
+			part = time.Duration(f)
 		default:
 			var err error
 			part, err = time.ParseDuration(num + unit)
 			if err != nil {
 				return 0, bad
 			}
+		}
+		if part > 100*365*24*time.Hour-total {
+			return 0, bad // checked before adding: a sum past int64 would wrap
 		}
 		total += part
 		if total < 0 || total > 100*365*24*time.Hour {

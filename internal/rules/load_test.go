@@ -322,3 +322,19 @@ func TestScalarPositionsEscapes(t *testing.T) {
 		t.Errorf("z at %d:%d, want 1:25", p.line, p.col)
 	}
 }
+
+// TestParseBoundsOverflow: durations and rates that would overflow are
+// refused, not wrapped around.
+func TestParseBoundsOverflow(t *testing.T) {
+	for _, in := range []string{"100000d100000d100000d", "99999999999w", "1000000000000000h"} {
+		if d, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) = %s, want an error", in, d)
+		}
+	}
+	if _, err := ParseRate(strings.Repeat("9", 400) + "/s"); err == nil {
+		t.Error("ParseRate of a 400-digit rate succeeded")
+	}
+	if r, err := ParseRate("30/m"); err != nil || r != 0.5 {
+		t.Errorf("ParseRate(30/m) = %v, %v; want 0.5", r, err)
+	}
+}

@@ -71,7 +71,10 @@ func ParseRate(text string) (perSecond float64, err error) {
 	if m == nil {
 		return 0, fmt.Errorf("want <n>/s, <n>/m or <n>/h (like 40/s), got %q", text)
 	}
-	n, _ := strconv.ParseFloat(m[1], 64)
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || math.IsInf(n, 0) {
+		return 0, fmt.Errorf("out of range: %q", text)
+	}
 	if n <= 0 {
 		return 0, fmt.Errorf("must be positive, got %q", text)
 	}
