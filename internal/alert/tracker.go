@@ -264,6 +264,12 @@ func (t *Tracker) Active() []*Alert {
 	return out
 }
 
+// Has reports whether the tracker holds a pending or firing alert with
+// this fingerprint. Without one, Eval with a false condition changes
+// nothing and returns nil: a caller may skip it, and skip preparing its
+// input.
+func (t *Tracker) Has(fingerprint string) bool { return t.active[fingerprint] != nil }
+
 // Len returns the number of pending and firing alerts held.
 func (t *Tracker) Len() int { return len(t.active) }
 

@@ -102,6 +102,9 @@ type Engine struct {
 	specs  []window.Spec
 	groups []*groupState
 	refs   []window.KeyRef // the keys of the keyspace being evaluated
+	// periods are shared by the rules that read the same period of the
+	// same keyspace, so that a key's values are computed once per instant.
+	periods map[periodID]*window.Period
 
 	// Stats of the last evaluations, for metrics.
 	Evaluations, EvalFailures int64
@@ -179,6 +182,7 @@ func (e *Engine) install(set *rules.Set, old map[string]*alert.Tracker) {
 	e.specs = specs
 	e.set = set
 	e.groups = nil
+	e.periods = map[periodID]*window.Period{}
 	for _, g := range set.Groups {
 		gs := &groupState{group: g}
 		for _, r := range g.Rules {
@@ -280,11 +284,29 @@ func (e *Engine) EvalGroup(ctx context.Context, group string, now time.Time) []a
 	return out
 }
 
+// periodID names a period relative to the evaluation time: [now-from,
+// now-to) of keyspace spec.
+type periodID struct {
+	spec     int
+	from, to time.Duration
+}
+
+func (e *Engine) period(spec int, from, to time.Duration) *window.Period {
+	id := periodID{spec, from, to}
+	p := e.periods[id]
+	if p == nil {
+		p = e.store.NewPeriod(spec)
+		e.periods[id] = p
+	}
+	return p
+}
+
 func (e *Engine) newRuleState(r *rules.Rule, spec, numbers int, tr *alert.Tracker) *ruleState {
 	rs := &ruleState{rule: r, spec: spec, numbers: numbers, tracker: tr,
-		cur: e.store.NewPeriod(spec), base: e.store.NewPeriod(spec), fps: map[string]int32{}, reads: readsOf(r)}
+		cur: e.period(spec, r.Window, 0), base: e.period(spec, r.Window+r.Baseline, r.Window),
+		fps: map[string]int32{}, reads: readsOf(r)}
 	if numbers >= 0 {
-		rs.numCur, rs.numBase = e.store.NewPeriod(numbers), e.store.NewPeriod(numbers)
+		rs.numCur, rs.numBase = e.period(numbers, r.Window, 0), e.period(numbers, r.Window+numbersBaseline, r.Window)
 		rs.numBy = map[string][2]int64{}
 	}
 	rs.render = func() (map[string]string, []alert.Action) {
@@ -342,19 +364,21 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 	in := &rs.in
 	start := now.Add(-r.Window)
 	e.refs = e.store.AppendKeyRefs(rs.spec, e.refs[:0])
+	rd := &rs.reads
 	for _, ref := range e.refs {
-		if !rs.cur.Values(e.store, ref, start, now, &in.Values) {
+		if !rs.cur.Values(e.store, ref, start, now, rd.curParts, &in.Values) {
 			continue
 		}
 		kc := e.key(rs, ref)
 		kc.round = rs.round // present, for Absent, even if the evaluation fails
 		in.Labels = kc.labels
+		var n [2]int64
 		if numbers != nil {
-			n := numbers[kc.labels[string(quality.DimWABA)]]
+			n = numbers[kc.labels[string(quality.DimWABA)]]
 			in.Values.NumbersActive, in.Values.NumbersDegraded = n[0], n[1]
 		}
 		if r.BaselineKind == rules.BaselinePrevious {
-			rs.base.Values(e.store, ref, start.Add(-r.Baseline), start, &in.Baseline)
+			rs.base.Values(e.store, ref, start.Add(-r.Baseline), start, rd.baseParts, &in.Baseline)
 			in.HasBaseline = hasData(&in.Baseline)
 		}
 
@@ -362,7 +386,7 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 		var cond, resolve bool
 		// A memo is used only while the round's context is live: past its
 		// deadline every evaluation fails, memo or not.
-		if rs.reads.same(&kc.memo, in) && ctx.Err() == nil {
+		if rd.same(&kc.memo, in) && ctx.Err() == nil {
 			cond, resolve = kc.memo.cond, kc.memo.resolve
 		} else {
 			var err error
@@ -373,7 +397,21 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 				e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, kc.labels, err)
 				continue
 			}
-			rs.reads.keep(&kc.memo, in, cond, resolve)
+			rd.keep(&kc.memo, in, cond, resolve)
+		}
+		if !cond && !rs.tracker.Has(kc.fp) {
+			continue // the tracker would change nothing: no need for the whole input
+		}
+		// The alert's record carries the whole values and baseline: the
+		// parts the conditions did not need are computed now (the Periods
+		// answer again from what they kept).
+		if rd.curParts != window.AllParts {
+			rs.cur.Values(e.store, ref, start, now, window.AllParts, &in.Values)
+			in.Values.NumbersActive, in.Values.NumbersDegraded = n[0], n[1]
+		}
+		if r.BaselineKind == rules.BaselinePrevious && rd.baseParts != window.AllParts {
+			rs.base.Values(e.store, ref, start.Add(-r.Baseline), start, window.AllParts, &in.Baseline)
+			in.HasBaseline = hasData(&in.Baseline)
 		}
 		// The tracker clones what it keeps (values, baseline): the
 		// Periods' failure maps and in are reused for the next key.
@@ -404,7 +442,8 @@ func (e *Engine) numbersByWABA(rs *ruleState, now time.Time) map[string][2]int64
 	var cur, base quality.Values
 	e.refs = e.store.AppendKeyRefs(rs.numbers, e.refs[:0])
 	for _, ref := range e.refs {
-		if !rs.numCur.Values(e.store, ref, start, now, &cur) || cur.Attempts < numbersMinAttempts {
+		// Attempts and delivery rates: counts, no failure maps.
+		if !rs.numCur.Values(e.store, ref, start, now, window.Counts, &cur) || cur.Attempts < numbersMinAttempts {
 			continue
 		}
 		if int(ref.Slot) >= len(rs.numKey) {
@@ -416,7 +455,7 @@ func (e *Engine) numbersByWABA(rs *ruleState, now time.Time) map[string][2]int64
 		}
 		n := out[nk.waba]
 		n[0]++
-		rs.numBase.Values(e.store, ref, start.Add(-numbersBaseline), start, &base)
+		rs.numBase.Values(e.store, ref, start.Add(-numbersBaseline), start, window.Counts, &base)
 		if base.Attempts >= numbersMinAttempts && cur.DeliveryRate < base.DeliveryRate*numbersDegradedAt {
 			n[1]++
 		}

@@ -10,6 +10,7 @@ import (
 
 	"vigia/internal/quality"
 	"vigia/internal/rules"
+	"vigia/internal/window"
 )
 
 // A rule's conditions are a function of their input alone (the key's
@@ -80,6 +81,29 @@ type reads struct {
 	cur, base         []func(a, b *quality.Values) bool
 	curMaps, baseMaps bool // a failure map is among them: the memo keeps copies
 	hasBase           bool
+	// The parts of the values and of the baseline that the conditions
+	// need computed.
+	curParts, baseParts window.Parts
+}
+
+// partsOf returns the parts of quality.Values holding the named fields:
+// counts for everything but the latest state and the numbers (which the
+// engine sets), and the failure maps by name.
+func partsOf(fields map[string]bool) window.Parts {
+	var p window.Parts
+	for name := range fields {
+		switch name {
+		case "failures_by_code":
+			p |= window.ByCode
+		case "failures_by_class":
+			p |= window.ByClass
+		case "quality_event", "messaging_tier", "template_status", "template_quality", "account_event", "account_ban_state",
+			"numbers_active", "numbers_degraded":
+		default:
+			p |= window.Counts
+		}
+	}
+	return p
 }
 
 // readsOf analyses a rule's min_volume and conditions. Whatever it does not
@@ -103,6 +127,10 @@ func readsOf(r *rules.Rule) reads {
 	}
 	var out reads
 	out.hasBase = a.hasBase
+	out.curParts, out.baseParts = partsOf(a.cur), partsOf(a.base)
+	if a.hasBase {
+		out.baseParts |= window.Counts // has_baseline is hasData of the baseline's counts
+	}
 	for _, name := range slices.Sorted(maps.Keys(a.cur)) {
 		out.cur = append(out.cur, fieldEq[name])
 		out.curMaps = out.curMaps || name == "failures_by_code" || name == "failures_by_class"

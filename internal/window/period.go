@@ -45,7 +45,7 @@ func (s *Store) AppendKeyRefs(spec int, dst []KeyRef) []KeyRef {
 // next call rebuild the sum.
 //
 // A Period belongs to one Store and one keyspace, and like the Store is not
-// safe for concurrent use. It costs about 250 bytes per key evaluated.
+// safe for concurrent use. It costs about 600 bytes per key evaluated.
 type Period struct {
 	spec int
 	ents []periodEnt // by slot
@@ -55,16 +55,39 @@ type Period struct {
 	byClass map[string]int64
 }
 
-// periodEnt is the sum of one key's sealed records with bucket index in
-// [lo, hi], for the key generation gen (0: none yet).
+// periodEnt is, for one key, the sum of its sealed records with bucket
+// index in [lo, hi] for the key generation gen (0: none yet), and the
+// last answer: v (without failure maps) and vfails, for [from, to) at the
+// store's epoch (0: none).
 type periodEnt struct {
 	gen    uint64
 	lo, hi int64
 	n      [nCounters]uint64
 	fails  []failAcc
+
+	epoch    uint64
+	from, to int64
+	v        quality.Values
+	vfails   []failAcc
 }
 
-// NewPeriod returns a Period over keyspace spec.
+// Parts are the parts of Values a caller asks a Period for; the
+// latest-state fields always come.
+type Parts uint8
+
+// The parts of Values.
+const (
+	Counts  Parts = 1 << iota // counters, rates and latencies
+	ByCode                    // FailuresByCode
+	ByClass                   // FailuresByClass
+
+	AllParts = Counts | ByCode | ByClass
+)
+
+// NewPeriod returns a Period over keyspace spec. Rules that read the same
+// period of the same keyspace can share one: a second call for a key with
+// the same period, with no Apply or Expire in between, returns the first
+// answer without computing it again.
 func (s *Store) NewPeriod(spec int) *Period {
 	_ = s.spaces[spec] // panics now rather than on first use
 	return &Period{spec: spec, byCode: map[int64]int64{}, byClass: map[string]int64{}}
@@ -72,11 +95,14 @@ func (s *Store) NewPeriod(spec int) *Period {
 
 // Values sets *dst to the metrics of key k over [from, to), as
 // Store.Values(spec, k.ID, from, to) would return them, and reports false
-// (leaving *dst alone) when the key is no longer in k's slot. The failure
-// maps of *dst are the Period's own, reused by the next call: clone them to
-// keep them (alert records do). Calls for one key should come with periods
-// that only move forward; others are answered correctly, only more slowly.
-func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, dst *quality.Values) bool {
+// (leaving *dst alone) when the key is no longer in k's slot. Only the
+// parts asked for are sure to be set, the others may be zero (nil maps): a
+// caller that needs only the latest state (parts 0) or no failure maps
+// does not pay for them. The failure maps of *dst are the Period's own, reused by the
+// next call: clone them to keep them (alert records do). Calls for one key
+// should come with periods that only move forward; others are answered
+// correctly, only more slowly.
+func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, parts Parts, dst *quality.Values) bool {
 	ks := s.spaces[p.spec]
 	if k.Slot < 0 || int(k.Slot) >= len(ks.keys) {
 		return false
@@ -85,16 +111,41 @@ func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, dst *quality.Val
 	if key.id == "" || key.id != k.ID {
 		return false
 	}
+	t := nanos(to)
+	if parts == 0 {
+		*dst = quality.Values{}
+		if key.latest != nil {
+			key.latest.fill(dst, t)
+		}
+		return true
+	}
+	if int(k.Slot) >= len(p.ents) {
+		p.ents = append(p.ents, make([]periodEnt, len(ks.keys)-len(p.ents))...)
+	}
+	e := &p.ents[k.Slot]
+	f := nanos(from)
+	// Unless the store changed since the last answer for this slot (a
+	// slot that changed keys did so in an Apply), that answer holds.
+	if e.epoch != s.epoch || e.from != f || e.to != t {
+		p.compute(ks, key, e, f, t)
+		e.epoch, e.from, e.to = s.epoch, f, t
+	}
+	*dst = e.v
+	if parts&(ByCode|ByClass) != 0 && len(e.vfails) > 0 {
+		clear(p.byCode)
+		clear(p.byClass)
+		failMaps(e.vfails, dst, parts, p.byCode, p.byClass)
+	}
+	return true
+}
+
+// compute sets e's answer for [f, t).
+func (p *Period) compute(ks *keyspace, key *keyState, e *periodEnt, f, t int64) {
 	var fb [8]failAcc
 	a := accum{fails: fb[:0]}
-	f, t := nanos(from), nanos(to)
 	if key.newest != noBucket && f < t {
 		lo := max(floorDiv(f, ks.res), key.newest-ks.n+1)
 		hi := floorDiv(t-1, ks.res)
-		if int(k.Slot) >= len(p.ents) {
-			p.ents = append(p.ents, make([]periodEnt, len(ks.keys)-len(p.ents))...)
-		}
-		e := &p.ents[k.Slot]
 		p.sealed(ks, key, e, lo, min(hi, key.hotFloor-1))
 		a.n = e.n
 		for _, fc := range e.fails {
@@ -118,13 +169,11 @@ func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, dst *quality.Val
 			}
 		}
 	}
-	clear(p.byCode)
-	clear(p.byClass)
-	a.fill(dst, p.byCode, p.byClass)
+	a.fill(&e.v)
+	e.vfails = append(e.vfails[:0], a.fails...)
 	if key.latest != nil {
-		key.latest.fill(dst, t)
+		key.latest.fill(&e.v, t)
 	}
-	return true
 }
 
 // sealed brings e to the sum of key's sealed records in [lo, hi] (empty

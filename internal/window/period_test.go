@@ -71,11 +71,24 @@ func TestPeriodAgainstValues(t *testing.T) {
 						where := fmt.Sprintf("iteration %d step %d spec %d key %q", it, step, si, k.ID)
 						check := func(pe *Period, from, to time.Time) {
 							t.Helper()
+							want, _ := st.Values(si, k.ID, from, to)
+							// Some parts first, sometimes, as a rule that
+							// reads only those asks; then everything, as
+							// a second rule sharing the Period asks.
+							if rng.IntN(3) == 0 {
+								parts := Parts(rng.IntN(int(AllParts)))
+								var got quality.Values
+								if !pe.Values(st, k, from, to, parts, &got) {
+									t.Fatalf("%s: not found", where)
+								}
+								if w := onlyParts(want, parts); !reflect.DeepEqual(onlyParts(got, parts), w) {
+									t.Fatalf("%s [%v, %v) parts %b:\n got  %+v\n want %+v", where, from, to, parts, got, w)
+								}
+							}
 							var got quality.Values
-							if !pe.Values(st, k, from, to, &got) {
+							if !pe.Values(st, k, from, to, AllParts, &got) {
 								t.Fatalf("%s: not found", where)
 							}
-							want, _ := st.Values(si, k.ID, from, to)
 							if !reflect.DeepEqual(got, want) {
 								t.Fatalf("%s [%v, %v):\n got  %+v\n want %+v", where, from, to, got, want)
 							}
@@ -96,7 +109,7 @@ func TestPeriodAgainstValues(t *testing.T) {
 		// A ref whose key left its slot is not answered.
 		for si := range specs {
 			var v quality.Values
-			if ps[si].pw.Values(st, KeyRef{Slot: 0, ID: "no such key"}, now, now, &v) {
+			if ps[si].pw.Values(st, KeyRef{Slot: 0, ID: "no such key"}, now, now, AllParts, &v) {
 				t.Fatalf("spec %d: a stale ref was answered", si)
 			}
 		}
@@ -114,10 +127,10 @@ func TestPeriodNoAlloc(t *testing.T) {
 	refs := s.AppendKeyRefs(0, nil)
 	var v quality.Values
 	now := at(10 * time.Minute)
-	p.Values(s, refs[0], now.Add(-5*time.Minute), now, &v)
+	p.Values(s, refs[0], now.Add(-5*time.Minute), now, AllParts, &v)
 	allocs := testing.AllocsPerRun(100, func() {
 		now = now.Add(time.Second)
-		p.Values(s, refs[0], now.Add(-5*time.Minute), now, &v)
+		p.Values(s, refs[0], now.Add(-5*time.Minute), now, AllParts, &v)
 	})
 	if allocs != 0 {
 		t.Errorf("Period.Values: %v allocations per call", allocs)
@@ -125,4 +138,21 @@ func TestPeriodNoAlloc(t *testing.T) {
 	if len(v.FailuresByClass) == 0 {
 		t.Errorf("no failures counted: %+v", v)
 	}
+}
+
+// onlyParts keeps of v the parts asked for and the latest state.
+func onlyParts(v quality.Values, parts Parts) quality.Values {
+	out := v
+	if parts&Counts == 0 {
+		out = quality.Values{QualityEvent: v.QualityEvent, MessagingTier: v.MessagingTier, TemplateStatus: v.TemplateStatus,
+			TemplateQuality: v.TemplateQuality, AccountEvent: v.AccountEvent, AccountBanState: v.AccountBanState}
+	}
+	out.FailuresByCode, out.FailuresByClass = nil, nil
+	if parts&ByCode != 0 {
+		out.FailuresByCode = v.FailuresByCode
+	}
+	if parts&ByClass != 0 {
+		out.FailuresByClass = v.FailuresByClass
+	}
+	return out
 }

@@ -144,6 +144,9 @@ type Store struct {
 	scratchB hotBucket
 
 	outcomes [nOutcomes]uint64
+	// epoch counts the calls that may change an answer of Values (Apply,
+	// Expire): a Period's answer is good again while it is the same.
+	epoch uint64
 
 	// The keys of the event being applied, per keyspace (see findKeys).
 	kis  [maxPipelined]int32
@@ -287,6 +290,7 @@ func optedOut(e *event.Event) bool { return e.OptOut != nil && !e.OptOut.Resumed
 // Apply counts e, read from the given partition (partitions number from
 // 0). See the package documentation for what is counted where.
 func (s *Store) Apply(partition int, e *event.Event) Outcome {
+	s.epoch++
 	t := nanos(e.EventTime)
 	if s.o.MaxFutureSkew > 0 && !e.ReceiveTime.IsZero() && t > nanos(e.ReceiveTime)+int64(s.o.MaxFutureSkew) {
 		return s.count(Future)
@@ -486,6 +490,7 @@ func (s *Store) hashValues(vals *[nDims]string, hs *[nDims]keyHash) {
 // visits every key (about 5 ns each): call it once per evaluation, not per
 // event.
 func (s *Store) Expire(now time.Time) {
+	s.epoch++
 	n := nanos(now)
 	if s.o.DedupeHorizon > 0 {
 		s.dd.expire(n - int64(s.o.DedupeHorizon))

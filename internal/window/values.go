@@ -103,16 +103,14 @@ func (s *Store) Values(spec int, keyID string, from, to time.Time) (quality.Valu
 
 func (a *accum) values() quality.Values {
 	var v quality.Values
-	a.fill(&v, nil, nil)
+	a.fill(&v)
+	failMaps(a.fails, &v, ByCode|ByClass, nil, nil)
 	return v
 }
 
-// fill sets the counters, failures, rates and latencies of *v from the
-// sums (the latest-state fields are left alone). The failure maps are
-// byCode and byClass when not nil (empty maps the caller reuses), new maps
-// otherwise; either stays nil without failures to put in it. Entries
-// counting zero (left by a Period's subtraction) are skipped.
-func (a *accum) fill(v *quality.Values, byCode map[int64]int64, byClass map[string]int64) {
+// fill sets the counters, rates and latencies of *v from the sums, and
+// clears every other field.
+func (a *accum) fill(v *quality.Values) {
 	n := &a.n
 	*v = quality.Values{
 		Sent:      int64(n[cSent]),
@@ -125,27 +123,6 @@ func (a *accum) fill(v *quality.Values, byCode map[int64]int64, byClass map[stri
 		Reached:   int64(n[cDelivered] + n[cReadNoDelivered]),
 		OptOuts:   int64(n[cOptOut]),
 		Inbound:   int64(n[cInbound]),
-	}
-	for _, f := range a.fails {
-		if f.n == 0 {
-			continue
-		}
-		if v.FailuresByClass == nil {
-			v.FailuresByClass = byClass
-			if byClass == nil {
-				v.FailuresByClass = make(map[string]int64)
-			}
-		}
-		v.FailuresByClass[classNames[f.class]] += int64(f.n)
-		if f.code != noCode {
-			if v.FailuresByCode == nil {
-				v.FailuresByCode = byCode
-				if byCode == nil {
-					v.FailuresByCode = make(map[int64]int64)
-				}
-			}
-			v.FailuresByCode[int64(f.code)] += int64(f.n)
-		}
 	}
 	v.DeliveryRate = rate(v.Reached, v.Attempts)
 	v.ReadRate = rate(v.Read, v.Reached)
@@ -161,6 +138,36 @@ func (a *accum) fill(v *quality.Values, byCode map[int64]int64, byClass map[stri
 		v.LatencySamples = int64(total)
 		v.LatencyP50 = quantile(&hist, total, 0.5)
 		v.LatencyP90 = quantile(&hist, total, 0.9)
+	}
+}
+
+// failMaps sets the failure maps of *v that parts asks for from fails. The
+// maps are byCode and byClass when not nil (empty maps the caller reuses),
+// new maps otherwise; either stays nil without failures to put in it.
+// Entries counting zero (left by a Period's subtraction) are skipped.
+func failMaps(fails []failAcc, v *quality.Values, parts Parts, byCode map[int64]int64, byClass map[string]int64) {
+	for _, f := range fails {
+		if f.n == 0 {
+			continue
+		}
+		if parts&ByClass != 0 {
+			if v.FailuresByClass == nil {
+				v.FailuresByClass = byClass
+				if byClass == nil {
+					v.FailuresByClass = make(map[string]int64)
+				}
+			}
+			v.FailuresByClass[classNames[f.class]] += int64(f.n)
+		}
+		if f.code != noCode && parts&ByCode != 0 {
+			if v.FailuresByCode == nil {
+				v.FailuresByCode = byCode
+				if byCode == nil {
+					v.FailuresByCode = make(map[int64]int64)
+				}
+			}
+			v.FailuresByCode[int64(f.code)] += int64(f.n)
+		}
 	}
 }
 
