@@ -260,10 +260,12 @@ func (c *Control) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		}
 	}
 	genCtx, stop := context.WithCancel(ctx)
-	defer stop()
 	box := newInbox(1024)
 	waitReaders := readPartitions(genCtx, c.log, c.brokers, topic, from, 4<<20, box)
-	defer func() { box.close(); waitReaders() }()
+	// Stop the readers before waiting for them: a reader blocked on an
+	// idle partition only returns when genCtx ends, and until this
+	// returns the replica does not rejoin the group after a rebalance.
+	defer func() { stop(); box.close(); waitReaders() }()
 	genDone := generationDone(gen)
 	last := map[int]int64{}
 	for {

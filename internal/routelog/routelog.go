@@ -307,11 +307,13 @@ func (l *Log) follow(ctx context.Context, m kafka.Message) {
 	w, own := l.waiters[c.ID]
 	delete(l.waiters, c.ID)
 	l.mu.Unlock()
-	if own {
-		w <- res
-	}
+	// OnApply first: what it updates (the picker, in control) must show
+	// the change by the time the proposer learns it is done.
 	if l.o.OnApply != nil {
 		l.o.OnApply(c, res, t, own)
+	}
+	if own {
+		w <- res
 	}
 	l.covered = append(l.covered, c.ID)
 	if len(l.covered) >= l.o.SnapshotEvery {
