@@ -87,7 +87,7 @@ type Log struct {
 	applied atomic.Int64 // offset of the last record read
 
 	mu      sync.Mutex
-	waiters map[string]chan route.Result
+	waiters map[string]chan route.Result // commands this process proposed; nil: its proposer stopped waiting
 
 	covered []string // command ids since the last snapshot
 	m       metrics
@@ -312,7 +312,7 @@ func (l *Log) follow(ctx context.Context, m kafka.Message) {
 	if l.o.OnApply != nil {
 		l.o.OnApply(c, res, t, own)
 	}
-	if own {
+	if w != nil {
 		w <- res
 	}
 	l.covered = append(l.covered, c.ID)
@@ -383,7 +383,19 @@ func (l *Log) Propose(ctx context.Context, c route.Command) (route.Result, error
 		l.m.propose.Observe(time.Since(start).Seconds())
 		return res, nil
 	case <-ctx.Done():
-		forget()
+		// The command is in Kafka and will be applied: keep it ours (a
+		// nil waiter), so that this process still publishes the change to
+		// the senders and the actions topic when it comes.
+		l.mu.Lock()
+		if _, waiting := l.waiters[c.ID]; waiting {
+			l.waiters[c.ID] = nil
+		}
+		l.mu.Unlock()
+		select {
+		case res := <-ch: // applied just now
+			return res, nil
+		default:
+		}
 		return route.Result{}, ErrUnconfirmed
 	}
 }
