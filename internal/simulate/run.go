@@ -421,9 +421,15 @@ func (r *runner) generate(ctx context.Context, from, to time.Duration) {
 	dt := (to - from).Seconds()
 	for _, uc := range r.sc.UseCases {
 		r.acc[uc.Name] += r.rateAt(uc, from) * dt
-		for r.acc[uc.Name] >= 1 && ctx.Err() == nil {
-			r.acc[uc.Name]--
-			r.sendOne(ctx, uc, to)
+		n := int(r.acc[uc.Name])
+		r.acc[uc.Name] -= float64(n)
+		// Spread the messages over the interval: a tick that came late
+		// (a slow machine) must not move them past an incident's end.
+		for i := range n {
+			if ctx.Err() != nil {
+				return
+			}
+			r.sendOne(ctx, uc, from+(to-from)*time.Duration(i+1)/time.Duration(n))
 		}
 	}
 }
@@ -432,6 +438,9 @@ func (r *runner) sendOne(ctx context.Context, uc UseCase, now time.Duration) {
 	tpl := uc.Templates[r.tplNext[uc.Name]%len(uc.Templates)]
 	r.tplNext[uc.Name]++
 	recipient := r.pool[r.rng.IntN(len(r.pool))]
+	// The message counts from when it asked: a pick answered during a
+	// switch is on the route of that moment.
+	asked := r.o.now()
 	ans, err := r.pick(ctx, uc.Name, recipient)
 	switch {
 	case errors.Is(err, errNoRoute):
@@ -446,7 +455,7 @@ func (r *runner) sendOne(ctx context.Context, uc UseCase, now time.Duration) {
 		}
 		return
 	}
-	s := send{wall: r.o.now(), useCase: uc.Name, channel: ans.Channel, number: ans.PhoneNumberID, waba: ans.WABA, template: tpl}
+	s := send{wall: asked, useCase: uc.Name, channel: ans.Channel, number: ans.PhoneNumberID, waba: ans.WABA, template: tpl}
 	r.sends = append(r.sends, s)
 	r.stats.Messages++
 	if ans.Channel != "whatsapp" {
