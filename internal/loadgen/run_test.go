@@ -115,17 +115,25 @@ func TestRunOpenLoop(t *testing.T) {
 		t.Fatalf("report header: %+v", r)
 	}
 	s := r.Schedule
-	if s.Planned != 40 || s.Missed != 0 || s.TargetRequestsPerSecond != 40 {
-		t.Errorf("schedule: %+v; want 40 planned, 0 missed, 40 requests/s", s)
+	if s.Planned != 40 || s.TargetRequestsPerSecond != 40 {
+		t.Errorf("schedule: %+v; want 40 planned, 40 requests/s", s)
 	}
-	if r.Warmup.Requests != 8 || r.Warmup.Failed != 0 || r.Requests != 32 {
-		t.Errorf("warmup %d (failed %d), measured %d; want 8, 0, 32", r.Warmup.Requests, r.Warmup.Failed, r.Requests)
+	// On a loaded machine (the race detector, other test packages on two
+	// cores) the process can stall for 100 ms near the end, and the last
+	// due requests are then never sent: the report must say so and agree
+	// with what the server saw, rather than the run being exact.
+	if s.Missed > 4 || s.Missed > 0 && !s.FellBehind {
+		t.Errorf("schedule: %+v; want at most 4 missed, and fell_behind if any", s)
 	}
-	if r.OK != 32 || r.ByStatus["200"] != 32 || len(r.ByStatus) != 1 || r.NoAnswer != 0 || len(r.Errors) != 0 {
+	sent := 40 - s.Missed
+	if r.Warmup.Requests != 8 || r.Warmup.Failed != 0 || r.Warmup.Requests+r.Requests != sent {
+		t.Errorf("warmup %d (failed %d), measured %d; want 8, 0 and %d in all", r.Warmup.Requests, r.Warmup.Failed, r.Requests, sent)
+	}
+	if r.OK != r.Requests || r.ByStatus["200"] != r.Requests || len(r.ByStatus) != 1 || r.NoAnswer != 0 || len(r.Errors) != 0 {
 		t.Errorf("ok %d, by status %v, no answer %d, errors %v", r.OK, r.ByStatus, r.NoAnswer, r.Errors)
 	}
-	if r.StatusesPosted != 1600 || r.EventsAccepted != 1600 || r.DeadLetters != 0 {
-		t.Errorf("posted %d, accepted %d, dead letters %d; want 1600, 1600, 0", r.StatusesPosted, r.EventsAccepted, r.DeadLetters)
+	if r.StatusesPosted != 50*r.Requests || r.EventsAccepted != r.StatusesPosted || r.DeadLetters != 0 {
+		t.Errorf("posted %d, accepted %d, dead letters %d; want %d each, 0", r.StatusesPosted, r.EventsAccepted, r.DeadLetters, 50*r.Requests)
 	}
 	// 32 requests due in the 800 ms after the warmup.
 	if r.DurationSeconds < 0.8 || r.DurationSeconds > 1.2 || r.EventsPerSecond < 1300 || r.EventsPerSecond > 2001 ||
@@ -141,8 +149,8 @@ func TestRunOpenLoop(t *testing.T) {
 	}
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
-	if tg.requests != 40 || len(tg.wamids) != 2000 || tg.pub.writes != 40 {
-		t.Errorf("server saw %d requests, %d distinct wamids, %d writes; want 40, 2000, 40", tg.requests, len(tg.wamids), tg.pub.writes)
+	if n := int(sent); tg.requests != n || len(tg.wamids) != 50*n || tg.pub.writes != n {
+		t.Errorf("server saw %d requests, %d distinct wamids, %d writes; want %d, %d, %d", tg.requests, len(tg.wamids), tg.pub.writes, sent, 50*sent, sent)
 	}
 }
 
