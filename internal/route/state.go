@@ -150,7 +150,8 @@ type State struct {
 	UseCases    map[string]*UseCaseState `json:"use_cases"`
 	Occurrences map[string]*Occurrence   `json:"occurrences"`
 	Done        map[string]time.Time     `json:"done"`      // idempotency keys of automatic commands
-	LastAuto    map[string]time.Time     `json:"last_auto"` // target -> last automatic change, for the cooldown
+	LastAuto    map[string]time.Time     `json:"last_auto"`    // target -> last automatic change, for the cooldown
+	LastAutoBy  map[string]string        `json:"last_auto_by"` // target -> the occurrence that made it: its other actions are not held back
 	AutoTimes   []time.Time              `json:"auto_times"`
 	Audit       []Entry                  `json:"audit"` // oldest first, bounded by automation.audit_size
 }
@@ -158,7 +159,8 @@ type State struct {
 // NewState returns the state of a log with no commands.
 func NewState() *State {
 	return &State{Numbers: map[string]*NumberState{}, UseCases: map[string]*UseCaseState{},
-		Occurrences: map[string]*Occurrence{}, Done: map[string]time.Time{}, LastAuto: map[string]time.Time{}}
+		Occurrences: map[string]*Occurrence{}, Done: map[string]time.Time{}, LastAuto: map[string]time.Time{},
+		LastAutoBy: map[string]string{}}
 }
 
 // doneHorizon is how long idempotency keys are kept: longer than any
@@ -313,7 +315,8 @@ type applier struct {
 	dryRun  bool
 	records []action.Record
 	undo    []Undo
-	targets []string // guard targets touched, "number:<id>" or "use_case:<name>"
+	targets []string         // guard targets touched, "number:<id>" or "use_case:<name>"
+	skip    map[string]error // targets held back from a partial plan
 }
 
 func (a *applier) finish(err error) Result {
@@ -364,9 +367,18 @@ func (a *applier) audit(r action.Record, outcome, detail string) {
 }
 
 // change records one change of a number or use case, computing the
-// before and after views around do. In dry-run mode do runs on a copy
+// before and after views around do, and says whether there was one. In dry-run mode do runs on a copy
 // and the state is left as it was.
-func (a *applier) change(act, useCase, target string, do func(s *State)) {
+func (a *applier) change(act, useCase, target string, do func(s *State)) bool {
+	if a.skip != nil {
+		key := "use_case:" + useCase
+		if _, ok := a.f.Number(target); ok {
+			key = "number:" + target
+		}
+		if a.skip[key] != nil {
+			return false
+		}
+	}
 	before := a.view(a.s, useCase, target)
 	st := a.s
 	if a.dryRun {
@@ -398,7 +410,7 @@ func (a *applier) change(act, useCase, target string, do func(s *State)) {
 		} else {
 			delete(st.UseCases, useCase)
 		}
-		return
+		return false
 	}
 	r := action.Record{
 		SchemaVersion: action.SchemaVersion,
@@ -411,6 +423,7 @@ func (a *applier) change(act, useCase, target string, do func(s *State)) {
 		r.AlertFingerprint, r.Occurrence = al.Fingerprint, al.Occurrence
 	}
 	a.records = append(a.records, r)
+	return true
 }
 
 // essential is a view without its reason and time: what routing depends on.
@@ -647,12 +660,32 @@ func (a *applier) alert() Result {
 	// The targets are unhealthy again: restores pending on them wait for
 	// this alert instead (it inherits what they would have undone).
 	a.inheritRestores(plan.targets)
-	if err := a.guards(plan.targets); err != nil {
+	if err := a.budget(); err != nil {
 		return a.finish(err)
+	}
+	held := a.held(plan.targets)
+	if len(held) > 0 {
+		// Independent targets (the numbers of a WABA, the use cases of a
+		// channel fallback) go ahead without those a lock or a cooldown
+		// holds back; a failover is one move and waits whole.
+		if !plan.partial || len(held) == len(plan.targets) {
+			return a.finish(held[plan.targets[slices.IndexFunc(plan.targets, func(t string) bool { return held[t] != nil })]])
+		}
+		a.skip = held
+		var open []string
+		for _, t := range plan.targets {
+			if held[t] == nil {
+				open = append(open, t)
+			}
+		}
+		plan.targets = open
 	}
 	a.dryRun = a.f.Automation.DryRun
 	a.targets = plan.targets
 	plan.do()
+	for _, t := range slices.Sorted(maps.Keys(a.skip)) {
+		a.audit(action.Record{Action: a.c.Alert.Action.Type, Target: t, Reason: a.reason()}, OutcomeRefused, a.skip[t].Error())
+	}
 	res := a.finish(nil)
 	if res.Outcome == OutcomeApplied {
 		occ := a.s.Occurrences[al.Occurrence]
@@ -666,36 +699,49 @@ func (a *applier) alert() Result {
 			// targets, templates and campaigns, would otherwise pile up).
 			if a.c.Time.Sub(at) >= time.Duration(a.f.Automation.Cooldown) {
 				delete(a.s.LastAuto, t)
+				delete(a.s.LastAutoBy, t)
 			}
 		}
 		for _, t := range plan.targets {
 			a.s.LastAuto[t] = a.c.Time
+			a.s.LastAutoBy[t] = al.Occurrence
 		}
 		a.s.AutoTimes = append(a.s.AutoTimes, a.c.Time)
 	}
 	return res
 }
 
-func (a *applier) guards(targets []string) error {
+// held returns the targets an operator's lock or the cooldown holds
+// back, with why. The cooldown does not hold back the other actions of
+// the occurrence that made the last change (a rule that throttles then
+// fails over acts whole).
+func (a *applier) held(targets []string) map[string]error {
 	now := a.c.Time
+	out := map[string]error{}
 	for _, t := range targets {
 		kind, name, _ := strings.Cut(t, ":")
 		var lock *Lock
-		if kind == "number" {
+		switch kind {
+		case "number":
 			lock = a.s.EffectiveNumber(name, now).Lock
-		} else {
+		case "use_case":
 			lock = a.s.EffectiveUseCase(name, now).Lock
 		}
 		if lock != nil {
-			return fmt.Errorf("%w: %s is locked by %s until %s: %s", ErrConflict, t, lock.By, lock.Until.Format(time.RFC3339), lock.Reason)
+			out[t] = fmt.Errorf("%w: %s is locked by %s until %s: %s", ErrConflict, t, lock.By, lock.Until.Format(time.RFC3339), lock.Reason)
+			continue
 		}
-	}
-	for _, t := range targets {
-		if last, ok := a.s.LastAuto[t]; ok && now.Sub(last) < time.Duration(a.f.Automation.Cooldown) {
-			return fmt.Errorf("%w: cooldown: %s was changed automatically at %s (cooldown %s)", ErrConflict, t,
+		if last, ok := a.s.LastAuto[t]; ok && now.Sub(last) < time.Duration(a.f.Automation.Cooldown) &&
+			a.s.LastAutoBy[t] != a.c.Alert.Occurrence {
+			out[t] = fmt.Errorf("%w: cooldown: %s was changed automatically at %s (cooldown %s)", ErrConflict, t,
 				last.Format(time.RFC3339), time.Duration(a.f.Automation.Cooldown))
 		}
 	}
+	return out
+}
+
+// budget refuses an automatic change beyond the hourly budget.
+func (a *applier) budget() error {
 	if len(a.s.AutoTimes) >= a.f.Automation.HourlyBudget {
 		return fmt.Errorf("%w: budget: %d automatic changes in the last hour (hourly_budget %d)", ErrConflict,
 			len(a.s.AutoTimes), a.f.Automation.HourlyBudget)
@@ -707,6 +753,9 @@ func (a *applier) guards(targets []string) error {
 type plan struct {
 	targets []string
 	do      func()
+	// partial: the targets are independent, so those a lock or a
+	// cooldown holds back are skipped and the others done.
+	partial bool
 }
 
 func (a *applier) plan() (plan, error) {
@@ -761,13 +810,14 @@ func (a *applier) plan() (plan, error) {
 				if a.s.EffectiveNumber(n, a.c.Time).RateCap == rate {
 					continue
 				}
-				a.change(OpThrottle, "", n, func(s *State) {
+				if a.change(OpThrottle, "", n, func(s *State) {
 					ns := s.number(n)
 					ns.RateCap, ns.CapUntil, ns.Reason = rate, nil, a.reason()
-				})
-				a.undo = append(a.undo, Undo{Kind: "rate_cap", Number: n, Rate: rate})
+				}) {
+					a.undo = append(a.undo, Undo{Kind: "rate_cap", Number: n, Rate: rate})
+				}
 			}
-		}}, nil
+		}, partial: true}, nil
 	case "pause":
 		var until *time.Time
 		if d := p["for"]; d != "" {
@@ -788,11 +838,12 @@ func (a *applier) plan() (plan, error) {
 				if a.s.EffectiveUseCase(uc, a.c.Time).Paused {
 					return
 				}
-				a.change(OpPause, uc, uc, func(s *State) {
+				if a.change(OpPause, uc, uc, func(s *State) {
 					u := s.useCase(uc)
 					u.Paused, u.PausedUntil, u.Reason, u.Since = true, until, a.reason(), a.c.Time
-				})
-				a.undo = append(a.undo, Undo{Kind: "use_case_pause", UseCase: uc})
+				}) {
+					a.undo = append(a.undo, Undo{Kind: "use_case_pause", UseCase: uc})
+				}
 			}}, nil
 		}
 		numbers, advisory := a.numbersFor(p)
@@ -808,10 +859,11 @@ func (a *applier) plan() (plan, error) {
 				if a.s.EffectiveNumber(n, a.c.Time).State == StatePaused {
 					continue
 				}
-				a.change(OpPause, "", n, func(s *State) { s.setNumber(n, StatePaused, a.reason(), a.c.Time, until) })
-				a.undo = append(a.undo, Undo{Kind: "number_state", Number: n, Set: StatePaused})
+				if a.change(OpPause, "", n, func(s *State) { s.setNumber(n, StatePaused, a.reason(), a.c.Time, until) }) {
+					a.undo = append(a.undo, Undo{Kind: "number_state", Number: n, Set: StatePaused})
+				}
 			}
-		}}, nil
+		}, partial: true}, nil
 	case "fallback_channel":
 		ucs, err := a.useCasesFor(p["use_case"], p["phone_number"], p["waba"])
 		if err != nil {
@@ -849,7 +901,7 @@ func (a *applier) plan() (plan, error) {
 			for _, m := range moves {
 				a.setChannel(m.useCase, m.channel)
 			}
-		}}, nil
+		}, partial: true}, nil
 	case "notify_senders":
 		return a.advisory(), nil
 	}
@@ -975,8 +1027,9 @@ func (a *applier) currentNumber(useCase string) string {
 // as a whole is degraded.
 func (a *applier) failover(number string, useCases []string, to string) {
 	if number != "" && a.s.EffectiveNumber(number, a.c.Time).State == StateActive {
-		a.change("degrade", "", number, func(s *State) { s.setNumber(number, StateDegraded, a.reason(), a.c.Time, nil) })
-		a.undo = append(a.undo, Undo{Kind: "number_state", Number: number, Set: StateDegraded})
+		if a.change("degrade", "", number, func(s *State) { s.setNumber(number, StateDegraded, a.reason(), a.c.Time, nil) }) {
+			a.undo = append(a.undo, Undo{Kind: "number_state", Number: number, Set: StateDegraded})
+		}
 	}
 	// In dry-run mode the degrade above did not happen; count it anyway,
 	// so that the shadow record says what a live run would have done.
@@ -992,11 +1045,12 @@ func (a *applier) failover(number string, useCases []string, to string) {
 			if a.s.EffectiveUseCase(name, a.c.Time).Preferred == standby {
 				continue
 			}
-			a.change("failover", name, name, func(s *State) {
+			if a.change("failover", name, name, func(s *State) {
 				u := s.useCase(name)
 				u.Preferred, u.Reason, u.Since = standby, a.reason(), a.c.Time
-			})
-			a.undo = append(a.undo, Undo{Kind: "preferred", UseCase: name, Set: standby})
+			}) {
+				a.undo = append(a.undo, Undo{Kind: "preferred", UseCase: name, Set: standby})
+			}
 			continue
 		}
 		if len(uc.Channels) > 1 {
@@ -1011,11 +1065,12 @@ func (a *applier) setChannel(useCase, channel string) {
 	if a.s.EffectiveUseCase(useCase, a.c.Time).Channel == channel {
 		return
 	}
-	a.change("fallback_channel", useCase, useCase, func(s *State) {
+	if a.change("fallback_channel", useCase, useCase, func(s *State) {
 		u := s.useCase(useCase)
 		u.Channel, u.Reason, u.Since = channel, a.reason(), a.c.Time
-	})
-	a.undo = append(a.undo, Undo{Kind: "channel", UseCase: useCase, Set: channel})
+	}) {
+		a.undo = append(a.undo, Undo{Kind: "channel", UseCase: useCase, Set: channel})
+	}
 }
 
 // platformDegraded says whether, counting number as degraded, the share

@@ -1443,3 +1443,71 @@ func TestFailoverUnknownNumber(t *testing.T) {
 		t.Errorf("state has the unknown number: %+v", s.Numbers["9999"])
 	}
 }
+
+// TestCooldownSameOccurrence: a rule with two actions on one number
+// (throttle, then failover) acts whole: the cooldown holds back other
+// occurrences, not the rest of the one that made the change.
+func TestCooldownSameOccurrence(t *testing.T) {
+	f := routes(t)
+	s := NewState()
+	mustApply(t, s, f, alertCmd(t0, "occ1", 0, "throttle", map[string]string{"phone_number": "1001", "rate": "10/s"}), OutcomeApplied)
+	mustApply(t, s, f, alertCmd(t0, "occ1", 1, "failover", map[string]string{"phone_number": "1001"}), OutcomeApplied)
+	if n := s.EffectiveNumber("1001", t0); n.State != StateDegraded || n.RateCap != 10 {
+		t.Errorf("1001 after throttle and failover: %+v", n)
+	}
+	// Another occurrence on the same number is still held back.
+	res := apply(s, f, alertCmd(at(time.Second), "occ2", 0, "throttle", map[string]string{"phone_number": "1001", "rate": "5/s"}))
+	if res.Outcome != OutcomeRefused || !strings.Contains(res.Err.Error(), "cooldown") {
+		t.Errorf("another occurrence within the cooldown: %+v", res)
+	}
+}
+
+// TestPartialPlan: a WABA-wide action goes ahead on the targets no lock
+// or cooldown holds back, and the audit says which were held back; a
+// failover (one move) waits whole.
+func TestPartialPlan(t *testing.T) {
+	f := routes(t)
+	s := NewState()
+	lockUntil := at(time.Hour)
+	// w1 has 1001 and 1002; lock 1002.
+	mustApply(t, s, f, Command{Time: t0, Op: OpLock, Number: "1002", Until: &lockUntil, Reason: "vip campaign"}, OutcomeApplied)
+	res := apply(s, f, alertCmd(at(time.Minute), "occ1", 0, "throttle", map[string]string{"waba": "w1", "rate": "10/s"}))
+	if res.Outcome != OutcomeApplied || len(res.Records) != 1 || res.Records[0].Target != "1001" {
+		t.Fatalf("throttle of w1 with 1002 locked: %+v", res)
+	}
+	if n := s.EffectiveNumber("1002", at(time.Minute)); n.RateCap != 0 {
+		t.Errorf("the locked 1002 was throttled: %+v", n)
+	}
+	var held []Entry
+	for _, e := range s.Audit {
+		if e.Outcome == OutcomeRefused {
+			held = append(held, e)
+		}
+	}
+	if len(held) != 1 || held[0].Target != "number:1002" || held[0].Action != "throttle" || !strings.Contains(held[0].Detail, "vip campaign") {
+		t.Errorf("refused audit entries %+v, want one for number:1002", held)
+	}
+	// The restore undoes only what was done.
+	mustApply(t, s, f, resolvedCmd(at(2*time.Minute), "occ1"), OutcomeApplied)
+	if occ := s.Occurrences["occ1"]; len(occ.Changes) != 1 || occ.Changes[0].Number != "1001" {
+		t.Errorf("occurrence changes %+v, want only 1001's", occ.Changes)
+	}
+
+	// Every target held back: refused whole.
+	s = NewState()
+	mustApply(t, s, f, Command{Time: t0, Op: OpLock, Number: "1001", Until: &lockUntil, Reason: "x"}, OutcomeApplied)
+	mustApply(t, s, f, Command{Time: t0, Op: OpLock, Number: "1002", Until: &lockUntil, Reason: "x"}, OutcomeApplied)
+	if res := apply(s, f, alertCmd(at(time.Minute), "occ1", 0, "throttle", map[string]string{"waba": "w1", "rate": "10/s"})); res.Outcome != OutcomeRefused {
+		t.Errorf("throttle of w1 with both numbers locked: %+v", res)
+	}
+
+	// A failover whose use case is locked waits whole, number included.
+	s = NewState()
+	mustApply(t, s, f, Command{Time: t0, Op: OpLock, UseCase: "sales", Until: &lockUntil, Reason: "x"}, OutcomeApplied)
+	if res := apply(s, f, alertCmd(at(time.Minute), "occ1", 0, "failover", map[string]string{"phone_number": "1001"})); res.Outcome != OutcomeRefused {
+		t.Errorf("failover with sales locked: %+v", res)
+	}
+	if n := s.EffectiveNumber("1001", at(time.Minute)); n.State != StateActive {
+		t.Errorf("1001 degraded although its failover was refused: %+v", n)
+	}
+}

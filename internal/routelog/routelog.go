@@ -252,6 +252,9 @@ func fill(s *route.State) *route.State {
 	if s.LastAuto != nil {
 		n.LastAuto = s.LastAuto
 	}
+	if s.LastAutoBy != nil {
+		n.LastAutoBy = s.LastAutoBy
+	}
 	n.Seq, n.AutoTimes, n.Audit = s.Seq, s.AutoTimes, s.Audit
 	return n
 }
