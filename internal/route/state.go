@@ -149,7 +149,7 @@ type State struct {
 	Numbers     map[string]*NumberState  `json:"numbers"`
 	UseCases    map[string]*UseCaseState `json:"use_cases"`
 	Occurrences map[string]*Occurrence   `json:"occurrences"`
-	Done        map[string]time.Time     `json:"done"`      // idempotency keys of automatic commands
+	Done        map[string]time.Time     `json:"done"`         // idempotency keys of automatic commands
 	LastAuto    map[string]time.Time     `json:"last_auto"`    // target -> last automatic change, for the cooldown
 	LastAutoBy  map[string]string        `json:"last_auto_by"` // target -> the occurrence that made it: its other actions are not held back
 	AutoTimes   []time.Time              `json:"auto_times"`
