@@ -8,7 +8,9 @@
 # incoming webhook) and, when Debian's prometheus-alertmanager is installed,
 # to a local Alertmanager; then the control API, whose automation carries
 # out the alerts' actions and which tells a stand-in sender by signed
-# webhook; last, the ClickHouse sink.
+# webhook; then the ClickHouse sink. Last, the quickstart drill: the
+# all-in-one binary plays an incident through the whole pipeline and
+# reports the time to detect and to switch (docs/simulator.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -258,4 +260,14 @@ for _ in $(seq 1 50); do
 done
 echo "    route changes (the control API's audit, copied to ClickHouse):"
 curl -fsS "$Q" --data-binary "SELECT action, actor_kind, target, dry_run FROM vigia.actions ORDER BY time, id" | sed 's/^/      /'
-echo "==> done: ingest, evaluator, notifier, control and sink stopped, data in $DATA and data/demo-chdb"
+echo "==> stopping ingest, evaluator, notifier, control and sink (their data stays in $DATA and data/demo-chdb)"
+kill $MORE $EVPID "$PID" 2>/dev/null || true
+wait $MORE $EVPID "$PID" 2>/dev/null || true
+MORE= EVPID= PID=
+
+echo "==> the quickstart drill: all of Vigia in one process (bin/vigia), an incident played through it"
+echo "    (deploy/drills/quickstart.yaml: a sender asks pick for every message; its primary number gets"
+echo "    blocked; Vigia detects it and fails the use case over; the report says how fast)"
+bin/vigia simulate -start -fresh --config.file deploy/drills/vigia.yaml -json data/quickstart-report.json \
+	deploy/drills/quickstart.yaml | sed 's/^/    /'
+echo "==> done; the quickstart report as JSON is in data/quickstart-report.json (docs/simulator.md)"
