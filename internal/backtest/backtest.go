@@ -15,7 +15,13 @@
 // rule test of the same input fire at the same instants; after the last
 // event the instants up to To are evaluated. Nothing reads the clock but
 // the progress bar: the same history and rules give the same report, byte
-// for byte, whatever the parallelism.
+// for byte, whatever the parallelism, as long as the window store's
+// bounds hold. When a history holds more (message id, status) pairs
+// within the dedupe horizon than evaluator.max_dedupe, the store evicts
+// some, which ones depending on its hash seeds, and a duplicate that
+// arrives after its pair was evicted counts again: two runs may then
+// differ by such counts. Raise evaluator.max_dedupe for backtests of
+// heavy histories (a known gap, noted in docs/BENCHMARKS.md).
 //
 // The windows start empty at From: rules with a baseline or a long window
 // see less than a live evaluator would during their first window (plus
