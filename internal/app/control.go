@@ -213,37 +213,85 @@ func (c *Control) onApply(cmd route.Command, res route.Result, t *route.Table, o
 }
 
 // publishActions copies route changes to the actions topic (ClickHouse's
-// actions table), retrying until it succeeds or the service stops.
+// actions table), retrying until it succeeds or the service stops. On a
+// graceful stop it still writes what is queued, for up to
+// actionsDrainTimeout, so that a change applied just before the stop keeps
+// its audit row.
 func (c *Control) publishActions(ctx context.Context) {
-	b := backoff.Backoff{Min: ControlBackoff, Max: 30 * time.Second}
 	for {
-		var records []action.Record
 		select {
 		case <-ctx.Done():
+			c.drainActions()
 			return
-		case records = <-c.actions:
-		}
-		msgs := make([]kafka.Message, 0, len(records))
-		for _, r := range records {
-			v, _ := json.Marshal(r)
-			msgs = append(msgs, kafka.Message{Topic: c.cfg.Kafka.ActionsTopic, Key: []byte(r.UseCase + "/" + r.Target), Value: v})
-		}
-		for wait := time.Duration(0); ; {
-			err := c.producer.WriteMessages(ctx, msgs...)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			c.actionsFails.Inc()
-			wait = b.Next(wait)
-			c.log.Warn("publish route changes to the actions topic; retrying", "err", err, "wait", wait)
-			if backoff.Sleep(ctx, wait) != nil {
-				return
-			}
+		case records := <-c.actions:
+			c.writeActions(ctx, records)
 		}
 	}
+}
+
+// actionsDrainTimeout bounds how long a stopping control keeps writing
+// queued route changes to the actions topic.
+const actionsDrainTimeout = 5 * time.Second
+
+// drainActions writes the queued route changes once, without retries,
+// within actionsDrainTimeout.
+func (c *Control) drainActions() {
+	ctx, cancel := context.WithTimeout(context.Background(), actionsDrainTimeout)
+	defer cancel()
+	for {
+		select {
+		case records := <-c.actions:
+			if err := c.producer.WriteMessages(ctx, c.actionMessages(records)...); err != nil {
+				c.actionsFails.Inc()
+				c.log.Error("stopping: route changes not written to the actions topic", "err", err, "changes", len(records))
+			}
+		default:
+			return
+		}
+	}
+}
+
+// writeActions writes one batch of route changes, retrying with backoff
+// until it succeeds or ctx ends.
+func (c *Control) writeActions(ctx context.Context, records []action.Record) {
+	msgs := c.actionMessages(records)
+	b := backoff.Backoff{Min: ControlBackoff, Max: 30 * time.Second}
+	for wait := time.Duration(0); ; {
+		err := c.producer.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			// Back in the queue for drainActions.
+			select {
+			case c.actions <- records:
+			default:
+				c.log.Error("stopping: route changes not written to the actions topic", "err", err, "changes", len(records))
+			}
+			return
+		}
+		c.actionsFails.Inc()
+		wait = b.Next(wait)
+		c.log.Warn("publish route changes to the actions topic; retrying", "err", err, "wait", wait)
+		if backoff.Sleep(ctx, wait) != nil {
+			select {
+			case c.actions <- records:
+			default:
+			}
+			return
+		}
+	}
+}
+
+// actionMessages encodes route changes as actions-topic messages, keyed
+// by use case and target.
+func (c *Control) actionMessages(records []action.Record) []kafka.Message {
+	msgs := make([]kafka.Message, 0, len(records))
+	for _, r := range records {
+		v, _ := json.Marshal(r)
+		msgs = append(msgs, kafka.Message{Topic: c.cfg.Kafka.ActionsTopic, Key: []byte(r.UseCase + "/" + r.Target), Value: v})
+	}
+	return msgs
 }
 
 // runGeneration turns the alert records of the assigned partitions into

@@ -298,13 +298,19 @@ func testControlReplicas(t *testing.T, brokers []string) {
 	if len(snd.changes()) != 2 || len(ids) != 2 {
 		t.Errorf("the sender got %+v, want the degrade and the fallback once each", snd.changes())
 	}
+	// The actions topic is written after the apply, asynchronously
+	// (publishActions): wait for both records, then check for no more.
 	rules := 0
-	for _, m := range readTopic(t, brokers, cfg.Kafka.ActionsTopic) {
-		var r action.Record
-		if json.Unmarshal(m.Value, &r) == nil && r.ActorKind == action.ActorRule {
-			rules++
+	eventually(t, 10*time.Second, "two automatic records on the actions topic", func() bool {
+		rules = 0
+		for _, m := range readTopic(t, brokers, cfg.Kafka.ActionsTopic) {
+			var r action.Record
+			if json.Unmarshal(m.Value, &r) == nil && r.ActorKind == action.ActorRule {
+				rules++
+			}
 		}
-	}
+		return rules >= 2
+	})
 	if rules != 2 {
 		t.Errorf("%d automatic records on the actions topic, want 2", rules)
 	}
