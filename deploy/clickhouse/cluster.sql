@@ -94,7 +94,10 @@ CREATE TABLE IF NOT EXISTS ${db}.events_local ON CLUSTER '{cluster}'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')
 PARTITION BY toDate(event_time)
 ORDER BY (waba_id, phone_number_id, event_time, id)
-TTL toDateTime(event_time) + INTERVAL ${events_ttl_days} DAY;
+TTL toDateTime(event_time) + INTERVAL ${events_ttl_days} DAY
+-- Inserted parts under 128 MiB are compact (one file, not two a column):
+-- what Vigia sets on a single node at start (store.EventsWidePartBytes).
+SETTINGS min_bytes_for_wide_part = 134217728;
 
 CREATE TABLE IF NOT EXISTS ${db}.events ON CLUSTER '{cluster}' AS ${db}.events_local
 ENGINE = Distributed('{cluster}', ${db}, events_local, cityHash64(waba_id));

@@ -226,10 +226,78 @@ func (s *Sink) runGeneration(ctx context.Context, gen *kafka.Generation) {
 	s.log.Info("generation joined", "generation", gen.ID, "assignments", len(gen.Assignments))
 	committed := map[string]map[int]int64{}
 	tick := time.NewTicker(SinkFlushCheck)
+	genDone := generationDone(gen)
+
+	// One write in flight at a time, on its own goroutine, while this one
+	// decodes the next batch. Offsets are committed when a write returns,
+	// in order.
+	type result struct {
+		offsets map[string]map[int]int64
+		err     error
+	}
+	var (
+		writing  *sink.Sealed
+		written  chan result
+		writeCtx context.Context
+	)
+	writeCtx, cancelWrites := context.WithCancel(ctx)
+	finish := func(r result) bool {
+		sk.Written(writing)
+		writing = nil
+		for topic, ps := range r.offsets {
+			if err := commitChanged(gen, topic, ps, ensure(committed, topic)); err != nil {
+				s.log.Warn("commit offsets", "err", err)
+			}
+		}
+		sk.Lag()
+		return r.err == nil
+	}
+	// wait waits for the write in flight, keeping the lag gauge current
+	// (ClickHouse may be down for minutes); false when the generation or
+	// the service ends first.
+	wait := func() bool {
+		for writing != nil {
+			select {
+			case r := <-written:
+				if !finish(r) {
+					return false
+				}
+			case <-tick.C:
+				sk.Lag()
+			case <-ctx.Done():
+				return false
+			case <-genDone:
+				return false
+			}
+		}
+		return true
+	}
+	flush := func() bool {
+		if !wait() {
+			return false
+		}
+		p := sk.Seal()
+		if p.Empty() {
+			sk.Written(p)
+			return true
+		}
+		writing, written = p, make(chan result, 1)
+		go func(p *sink.Sealed, out chan<- result) {
+			offs, err := sk.Write(writeCtx, p)
+			out <- result{offs, err}
+		}(p, written)
+		return true
+	}
 	defer func() {
 		tick.Stop()
-		// What is read but not written stays uncommitted: the next owner
-		// reads it again.
+		// A write in flight stops retrying; if it landed, its offsets
+		// are committed (the generation may be over: then the next owner
+		// skips what is stored, by the progress table). What is read but
+		// not written stays uncommitted: the next owner reads it again.
+		cancelWrites()
+		if writing != nil {
+			finish(<-written)
+		}
 		stop()
 		box.close()
 		for _, w := range waits {
@@ -237,22 +305,16 @@ func (s *Sink) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		}
 		s.ready.Store(false)
 	}()
-	genDone := generationDone(gen)
-	flush := func() bool {
-		offs, err := sk.Flush(ctx)
-		for topic, ps := range offs {
-			if err := commitChanged(gen, topic, ps, ensure(committed, topic)); err != nil {
-				s.log.Warn("commit offsets", "err", err)
-			}
-		}
-		return err == nil
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-genDone:
 			return
+		case r := <-written:
+			if writing != nil && !finish(r) {
+				return
+			}
 		case <-box.ready:
 			batch, err := box.take()
 			for i := range batch {

@@ -299,7 +299,7 @@ func Default() Config {
 			RollupsTTL:   400 * 24 * time.Hour,
 			AlertsTTL:    400 * 24 * time.Hour,
 			RawTTL:       72 * time.Hour,
-			Sink: ClickHouseSink{Listen: "127.0.0.1:8083", GroupID: "vigia-sink", BatchRows: 50000,
+			Sink: ClickHouseSink{Listen: "127.0.0.1:8083", GroupID: "vigia-sink", BatchRows: 100000,
 				BatchWait: time.Second, MaxBackoff: 30 * time.Second},
 		},
 		Control: Control{

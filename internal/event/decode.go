@@ -31,6 +31,10 @@ import (
 // string keeps alive: a caller that keeps a few strings of many events
 // (as window's tables do) should copy them.
 //
+// Every string Decode sets is valid UTF-8: invalid bytes become U+FFFD,
+// as with json.Unmarshal. The ClickHouse sink relies on it
+// (store.Values.ValidStr).
+//
 // Decode keeps no state between calls and is safe for concurrent use.
 func Decode(data []byte, ev *Event) error {
 	if ev == nil {

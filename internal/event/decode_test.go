@@ -946,3 +946,22 @@ func (w *rewriter) value(depth int) {
 		w.b = append(w.b, '}')
 	}
 }
+
+// TestDecodeStringsAreValidUTF8: invalid UTF-8 in the input, raw or
+// through escapes of lone surrogates, comes out as U+FFFD in every
+// string, which the sink relies on when it skips its own check.
+func TestDecodeStringsAreValidUTF8(t *testing.T) {
+	in := "{\"id\":\"a\xffb\",\"source\":\"\xed\xa0\x80\",\"status\":\"\\ud800\",\"field\":\"\xe6\x97\"," +
+		"\"message_id\":\"\xf0\x9f\x98\",\"waba_id\":\"\\n\xff\",\"recipient\":{\"pseudonym\":\"p\xc3\"}," +
+		"\"attribution\":{\"template\":\"t\\udc00\"}}"
+	var ev Event
+	if err := Decode([]byte(in), &ev); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"id": ev.ID, "source": ev.Source, "status": ev.Status, "field": ev.Field,
+		"message_id": ev.MessageID, "waba_id": ev.WABAID, "pseudonym": ev.Recipient.Pseudonym, "template": ev.Attribution.Template} {
+		if !utf8.ValidString(s) || !strings.ContainsRune(s, utf8.RuneError) {
+			t.Errorf("%s = %q: want valid UTF-8 with U+FFFD", name, s)
+		}
+	}
+}

@@ -7,8 +7,14 @@
 // second, per insert). An insert that fails is retried with the same rows
 // and the same deduplication token until ClickHouse takes it, so that a
 // retry whose first attempt did land is dropped by ClickHouse rather than
-// stored twice. The caller commits Kafka offsets only after Flush
-// returned them, so nothing is acknowledged that ClickHouse does not hold.
+// stored twice. The caller commits Kafka offsets only after Flush (or
+// Write) returned them, so nothing is acknowledged that ClickHouse does
+// not hold.
+//
+// Decoding a batch and inserting the previous one can overlap: Seal takes
+// the waiting batches out, Write inserts them on another goroutine while
+// Add fills new batches, and Written hands them back. On chDB, which
+// inserts in this process, that puts the decoding on the second core.
 package sink
 
 import (
@@ -67,11 +73,14 @@ type batch struct {
 }
 
 // Sink accumulates records into per-table batches. It is not safe for
-// concurrent use: one goroutine adds and flushes.
+// concurrent use: one goroutine adds, seals and flushes; only Write may
+// run on another goroutine, on batches already sealed.
 type Sink struct {
 	o       Options
 	ins     Inserter
 	batches map[string]*batch // by table
+	free    map[string]*batch // by table: written batches kept for their buffers
+	sealed  map[*Sealed]bool  // being written, for the lag
 	retry   backoff.Backoff
 	now     func() time.Time
 	m       metrics
@@ -91,7 +100,7 @@ func New(ins Inserter, o Options) *Sink {
 	}
 	f := promauto.With(o.Registerer)
 	byTable := []string{"table"}
-	s := &Sink{o: o, ins: ins, batches: map[string]*batch{}, now: time.Now,
+	s := &Sink{o: o, ins: ins, batches: map[string]*batch{}, free: map[string]*batch{}, sealed: map[*Sealed]bool{}, now: time.Now,
 		retry: backoff.Backoff{Min: o.MinBackoff, Max: o.MaxBackoff}, m: metrics{
 			rows: f.NewCounterVec(prometheus.CounterOpts{Name: "vigia_sink_rows_total",
 				Help: "Rows ClickHouse acknowledged, by table."}, byTable),
@@ -120,11 +129,17 @@ func New(ins Inserter, o Options) *Sink {
 // reads those records again.
 func (s *Sink) Reset() {
 	clear(s.batches)
+	clear(s.sealed)
 	s.m.lag.Set(0)
 }
 
 func (s *Sink) batchFor(table string) *batch {
 	b := s.batches[table]
+	if b == nil && s.free[table] != nil {
+		b = s.free[table]
+		delete(s.free, table)
+		s.batches[table] = b
+	}
 	if b == nil {
 		var cols []string
 		switch table {
@@ -176,7 +191,7 @@ func (s *Sink) decode(table string, m *kafka.Message, v *store.Values, o store.O
 		if event.Decode(m.Value, &ev) != nil || ev.SchemaVersion > event.SchemaVersion || ev.ID == "" {
 			return false
 		}
-		store.AppendEvent(v, &ev, o)
+		store.AppendDecodedEvent(v, &ev, o)
 	case TableAlerts:
 		var a alert.Alert
 		if json.Unmarshal(m.Value, &a) != nil || a.SchemaVersion != alert.SchemaVersion || a.Fingerprint == "" {
@@ -225,10 +240,18 @@ func (s *Sink) Due() bool {
 // Lag updates the lag gauge: the Kafka age of the oldest waiting record.
 func (s *Sink) Lag() {
 	var oldest time.Time
-	for _, b := range s.batches {
-		if len(b.ranges) > 0 && !b.oldest.IsZero() && (oldest.IsZero() || b.oldest.Before(oldest)) {
-			oldest = b.oldest
+	older := func(t time.Time) {
+		if !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
 		}
+	}
+	for _, b := range s.batches {
+		if len(b.ranges) > 0 {
+			older(b.oldest)
+		}
+	}
+	for p := range s.sealed {
+		older(p.oldest)
 	}
 	if oldest.IsZero() {
 		s.m.lag.Set(0)
@@ -239,16 +262,65 @@ func (s *Sink) Lag() {
 
 // Flush inserts every waiting batch, each retried until ClickHouse takes
 // it or ctx ends, and returns the offsets to commit: per topic and
-// partition, the offset after the last record now in ClickHouse.
+// partition, the offset after the last record now in ClickHouse. The
+// batches not written when ctx ends stay in the sink.
 func (s *Sink) Flush(ctx context.Context) (map[string]map[int]int64, error) {
-	commit := map[string]map[int]int64{}
-	tables := make([]string, 0, len(s.batches))
-	for t := range s.batches {
-		tables = append(tables, t)
+	p := s.Seal()
+	commit, err := s.Write(ctx, p)
+	for _, b := range p.batches {
+		if len(b.ranges) > 0 { // not written
+			s.batches[b.table] = b
+		}
 	}
-	slices.Sort(tables)
-	for _, t := range tables {
-		b := s.batches[t]
+	s.Written(p)
+	s.Lag()
+	return commit, err
+}
+
+// Sealed holds batches taken out of the sink to be written.
+type Sealed struct {
+	batches []*batch  // by table name
+	oldest  time.Time // Kafka time of the oldest record
+}
+
+// Rows is the number of rows sealed.
+func (p *Sealed) Rows() int {
+	n := 0
+	for _, b := range p.batches {
+		n += b.values.Rows()
+	}
+	return n
+}
+
+// Empty reports whether nothing was sealed.
+func (p *Sealed) Empty() bool { return len(p.batches) == 0 }
+
+// Seal takes the waiting batches out of the sink, which starts new ones,
+// and returns them for Write. They count in the lag until Written.
+func (s *Sink) Seal() *Sealed {
+	p := &Sealed{}
+	for t, b := range s.batches {
+		if len(b.ranges) == 0 {
+			continue
+		}
+		p.batches = append(p.batches, b)
+		if p.oldest.IsZero() || b.oldest.Before(p.oldest) {
+			p.oldest = b.oldest
+		}
+		delete(s.batches, t)
+	}
+	slices.SortFunc(p.batches, func(a, b *batch) int { return strings.Compare(a.table, b.table) })
+	s.sealed[p] = true
+	return p
+}
+
+// Write inserts the sealed batches, each retried until ClickHouse takes
+// it or ctx ends, and returns the offsets to commit (as Flush). It may
+// run on another goroutine than the one adding records: it touches only
+// the sealed batches.
+func (s *Sink) Write(ctx context.Context, p *Sealed) (map[string]map[int]int64, error) {
+	commit := map[string]map[int]int64{}
+	for _, b := range p.batches {
 		if len(b.ranges) == 0 {
 			continue
 		}
@@ -267,8 +339,18 @@ func (s *Sink) Flush(ctx context.Context) (map[string]map[int]int64, error) {
 		clear(b.ranges)
 		b.firstAt, b.oldest = time.Time{}, time.Time{}
 	}
-	s.Lag()
 	return commit, nil
+}
+
+// Written hands back sealed batches once Write returned: they no longer
+// count in the lag, and the sink reuses their buffers.
+func (s *Sink) Written(p *Sealed) {
+	delete(s.sealed, p)
+	for _, b := range p.batches {
+		if len(b.ranges) == 0 && s.batches[b.table] != b {
+			s.free[b.table] = b
+		}
+	}
 }
 
 func (s *Sink) insert(ctx context.Context, b *batch) error {
@@ -297,7 +379,6 @@ func (s *Sink) insert(ctx context.Context, b *batch) error {
 		if attempt == 1 || attempt%10 == 0 { // a repeated failure, logged now and then
 			s.o.Log.Warn("insert failed; retrying", "table", b.table, "rows", b.values.Rows(), "attempt", attempt, "err", err)
 		}
-		s.Lag()
 		wait = s.retry.Next(wait)
 		if err := backoff.Sleep(ctx, wait); err != nil {
 			return err

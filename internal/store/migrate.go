@@ -167,16 +167,30 @@ func (s *Store) Migrate(ctx context.Context, r Retention) ([]int, error) {
 		}
 		applied = append(applied, m.Version)
 	}
-	return applied, s.applyRetention(ctx, params)
+	return applied, s.applyTableSettings(ctx, params)
 }
 
-// applyRetention sets every table's TTL from the configuration. The new
-// TTL applies to parts as they merge (materialize_ttl_after_modify = 0):
-// rewriting every part at each start would cost more than it saves.
-// Tables that are not MergeTree (the Distributed tables of a cluster,
-// deploy/clickhouse) are left alone: their TTLs live on the local tables,
-// which the cluster's operator sets ON CLUSTER.
-func (s *Store) applyRetention(ctx context.Context, p map[string]string) error {
+// EventsWidePartBytes is the events table's min_bytes_for_wide_part
+// (applyTableSettings).
+const EventsWidePartBytes = 128 << 20
+
+// applyTableSettings sets every table's TTL from the configuration, and
+// the events table's storage settings. The new TTL applies to parts as
+// they merge (materialize_ttl_after_modify = 0): rewriting every part at
+// each start would cost more than it saves. Tables that are not MergeTree
+// (the Distributed tables of a cluster, deploy/clickhouse) are left
+// alone: their TTLs and settings live on the local tables, which the
+// cluster's operator sets ON CLUSTER.
+//
+// min_bytes_for_wide_part: a part smaller than 128 MiB (uncompressed) is
+// written in the compact format, every column in one file, instead of
+// two files per column. The sink's inserts (100,000 rows of the 59
+// columns are about 37 MB) then write 2 files instead of about 120, which
+// makes chDB take them about 1.5 times faster (docs/BENCHMARKS.md); merges
+// still turn bigger parts wide, the format that serves reads of a few
+// columns. The setting is here rather than in a migration so that it
+// reaches existing tables and skips a cluster's Distributed ones.
+func (s *Store) applyTableSettings(ctx context.Context, p map[string]string) error {
 	engines := map[string]string{}
 	if err := s.Select(ctx, "SELECT name, engine FROM system.tables WHERE database = "+quote(s.db), func(f [][]byte) error {
 		engines[string(f[0])] = string(f[1])
@@ -191,13 +205,17 @@ func (s *Store) applyRetention(ctx context.Context, p map[string]string) error {
 		"ALTER TABLE ${db}.alerts MODIFY TTL toDateTime(eval_time) + INTERVAL ${alerts_ttl_days} DAY",
 		"ALTER TABLE ${db}.actions MODIFY TTL toDateTime(time) + INTERVAL ${alerts_ttl_days} DAY",
 		"ALTER TABLE ${db}.raw_payloads MODIFY TTL toDateTime(receive_time) + INTERVAL ${raw_ttl_days} DAY",
+		"ALTER TABLE ${db}.events MODIFY SETTING min_bytes_for_wide_part = " + strconv.Itoa(EventsWidePartBytes),
 	} {
 		table := strings.TrimPrefix(strings.Fields(st)[2], "${db}.")
 		if !strings.HasSuffix(engines[table], "MergeTree") {
 			continue
 		}
 		var missing []string
-		q := expand(st, p, &missing) + " SETTINGS materialize_ttl_after_modify = 0"
+		q := expand(st, p, &missing)
+		if strings.Contains(st, " TTL ") {
+			q += " SETTINGS materialize_ttl_after_modify = 0"
+		}
 		if err := s.Exec(ctx, q); err != nil {
 			return fmt.Errorf("retention: %w", err)
 		}

@@ -36,67 +36,73 @@ var EventColumns = []string{"id", "kind", "channel", "source", "field", "event_t
 	"kafka_partition", "kafka_offset"}
 
 // AppendEvent adds one event as a row of EventColumns.
-func AppendEvent(v *Values, ev *event.Event, o Origin) {
-	v.Begin().Str(ev.ID).Str(string(ev.Kind)).Str(string(ev.Channel)).Str(ev.Source).Str(ev.Field).
+func AppendEvent(v *Values, ev *event.Event, o Origin) { appendEvent(v, ev, o, false) }
+
+// AppendDecodedEvent is AppendEvent for an event as event.Decode set it,
+// whose strings are valid UTF-8: it skips the check (Values.ValidStr).
+func AppendDecodedEvent(v *Values, ev *event.Event, o Origin) { appendEvent(v, ev, o, true) }
+
+func appendEvent(v *Values, ev *event.Event, o Origin, valid bool) {
+	v.Begin().str(valid, ev.ID).str(valid, string(ev.Kind)).str(valid, string(ev.Channel)).str(valid, ev.Source).str(valid, ev.Field).
 		Time(ev.EventTime).Time(ev.ReceiveTime).
-		Str(ev.WABAID).Str(ev.PhoneNumberID).Str(ev.DisplayPhoneNumber).Str(ev.MessageID).Str(ev.Status)
+		Str(ev.WABAID).str(valid, ev.PhoneNumberID).str(valid, ev.DisplayPhoneNumber).str(valid, ev.MessageID).str(valid, ev.Status)
 	r := ev.Recipient
 	if r == nil {
 		r = &event.Recipient{}
 	}
-	v.Str(r.Pseudonym).Str(r.CountryCode).Str(r.IDKind).Str(r.Type)
+	v.str(valid, r.Pseudonym).str(valid, r.CountryCode).str(valid, r.IDKind).str(valid, r.Type)
 	e := ev.Error
 	if e == nil {
 		e = &event.Error{}
 	}
-	v.Int(int64(e.Code)).Str(e.Class).Str(e.Title)
+	v.Int(int64(e.Code)).str(valid, e.Class).str(valid, e.Title)
 	p := ev.Pricing
 	if p == nil {
 		p = &event.Pricing{}
 	}
-	v.Bool(p.Billable).Str(p.Model).Str(p.Type).Str(p.Category)
+	v.Bool(p.Billable).str(valid, p.Model).str(valid, p.Type).str(valid, p.Category)
 	c := ev.Conversation
 	if c == nil {
 		c = &event.Conversation{}
 	}
-	v.Str(c.ID).Str(c.OriginType).NullTime(c.ExpirationTime)
+	v.str(valid, c.ID).str(valid, c.OriginType).NullTime(c.ExpirationTime)
 	a := ev.Attribution
 	if a == nil {
 		a = &event.Attribution{}
 	}
-	v.Str(a.Template).Str(a.UseCase).Str(a.Campaign)
+	v.str(valid, a.Template).str(valid, a.UseCase).str(valid, a.Campaign)
 	in := ev.Inbound
 	if in == nil {
 		in = &event.Inbound{}
 	}
-	v.Str(in.MessageType).Str(in.ContextMessageID)
+	v.str(valid, in.MessageType).str(valid, in.ContextMessageID)
 	oo := ev.OptOut
 	if oo == nil {
 		oo = &event.OptOut{}
 	}
-	v.Str(oo.Source).Str(oo.Category).Bool(oo.Resumed)
+	v.str(valid, oo.Source).str(valid, oo.Category).Bool(oo.Resumed)
 	q := ev.Quality
 	if q == nil {
 		q = &event.Quality{}
 	}
-	v.Str(q.Event).Str(q.CurrentLimit).Str(q.OldLimit)
+	v.str(valid, q.Event).str(valid, q.CurrentLimit).str(valid, q.OldLimit)
 	t := ev.Template
 	if t == nil {
 		t = &event.Template{}
 	}
-	v.Str(t.ID).Str(t.Name).Str(t.Language).Str(t.Event).Str(t.Reason).Str(t.OtherInfoTitle).
-		Str(t.PreviousQuality).Str(t.NewQuality)
+	v.str(valid, t.ID).str(valid, t.Name).str(valid, t.Language).str(valid, t.Event).str(valid, t.Reason).str(valid, t.OtherInfoTitle).
+		Str(t.PreviousQuality).str(valid, t.NewQuality)
 	ac := ev.Account
 	if ac == nil {
 		ac = &event.Account{}
 	}
-	v.Str(ac.Event).Str(ac.ViolationType).Str(ac.BanState).Str(ac.BanDate).Str(ac.EntityType).
-		Str(ac.EntityID).Str(ac.AlertSeverity).Str(ac.AlertStatus).Str(ac.AlertType)
+	v.str(valid, ac.Event).str(valid, ac.ViolationType).str(valid, ac.BanState).str(valid, ac.BanDate).str(valid, ac.EntityType).
+		Str(ac.EntityID).str(valid, ac.AlertSeverity).str(valid, ac.AlertStatus).str(valid, ac.AlertType)
 	cp := ev.Capability
 	if cp == nil {
 		cp = &event.Capability{}
 	}
-	v.Str(cp.MessagingLimit).Int(int64(cp.MaxPhoneNumbers)).Str(cp.MaxDailyConvLegacy)
+	v.str(valid, cp.MessagingLimit).Int(int64(cp.MaxPhoneNumbers)).str(valid, cp.MaxDailyConvLegacy)
 	v.Int(int64(o.Partition)).Int(o.Offset).End()
 }
 

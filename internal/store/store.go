@@ -50,6 +50,15 @@ type Engine interface {
 	Name() string
 }
 
+// NativeInserter is an Engine that takes the rows of an insert as one
+// block in ClickHouse's Native format, apart from the query text (chDB's
+// streaming insert). Store.Insert uses it when the engine has it.
+type NativeInserter interface {
+	// InsertNative runs query (an INSERT without FORMAT or data) with one
+	// Native block as its data, given in pieces sent one after the other.
+	InsertNative(ctx context.Context, query string, block [][]byte) error
+}
+
 // Opener opens an engine.
 type Opener func(ctx context.Context, o Options) (Engine, error)
 
@@ -131,31 +140,45 @@ func (s *Store) Table(table string) string { return s.db + "." + table }
 // (empty: none). The same token on the same table within the tables'
 // deduplication window drops the second insert, in the table and in the
 // materialized views it feeds: that is what makes a retried batch
-// harmless.
+// harmless. An engine that takes Native blocks (NativeInserter: chDB) gets
+// the rows as one; the others get TabSeparated text after the query.
 func (s *Store) Insert(ctx context.Context, table, token string, v *Values) error {
 	if v.Rows() == 0 {
 		return nil
 	}
 	var b strings.Builder
-	b.Grow(len(v.buf) + 256)
 	b.WriteString("INSERT INTO ")
 	b.WriteString(s.Table(table))
 	b.WriteString(" (")
-	b.WriteString(strings.Join(v.cols, ", "))
+	b.WriteString(strings.Join(v.Columns(), ", "))
 	b.WriteString(")")
 	// Synchronous inserts: the sink batches by itself, and an async
 	// insert is deduplicated by async_insert_deduplicate (off by default)
 	// instead of the token. chDB turns async_insert on by default.
-	b.WriteString(" SETTINGS async_insert = 0")
+	//
+	// optimize_on_insert = 0: ClickHouse would otherwise run each block
+	// through the table engine's merge (ReplacingMergeTree: collapse the
+	// duplicates inside the block) before writing it, which costs about
+	// half of chDB's insert time for the events table (docs/BENCHMARKS.md)
+	// and changes nothing a query sees: duplicates are collapsed by merges
+	// anyway, and queries that must be exact read with FINAL.
+	b.WriteString(" SETTINGS async_insert = 0, optimize_on_insert = 0")
 	if token != "" {
 		b.WriteString(", insert_deduplication_token = ")
 		b.WriteString(quote(token))
 	}
-	// The rows follow the query text. chDB ends inline data at the first
-	// empty line; a TabSeparated row of two or more columns never is one.
-	b.WriteString(" FORMAT TabSeparated\n")
-	b.Write(v.buf)
-	if err := s.eng.Exec(ctx, b.String()); err != nil {
+	var err error
+	if ni, ok := s.eng.(NativeInserter); ok {
+		err = ni.InsertNative(ctx, b.String(), v.Native())
+	} else {
+		// The rows follow the query text. chDB ends inline data at the
+		// first empty line; a TabSeparated row of two or more columns
+		// never is one.
+		b.WriteString(" FORMAT TabSeparated\n")
+		b.Write(v.TSV())
+		err = s.eng.Exec(ctx, b.String())
+	}
+	if err != nil {
 		return fmt.Errorf("insert %d rows into %s: %w", v.Rows(), table, err)
 	}
 	return nil

@@ -34,7 +34,18 @@ var (
 	cResultLength   func(res unsafe.Pointer) uint
 	cResultError    func(res unsafe.Pointer) string
 	cSignalHandlers func(enabled int32)
+
+	// The streaming insert: binary-safe data apart from the query text.
+	cStreamInsert  func(conn unsafe.Pointer, query, format string) unsafe.Pointer
+	cStreamAppend  func(stream unsafe.Pointer, data *byte, n uint) int32
+	cStreamDone    func(stream unsafe.Pointer) unsafe.Pointer
+	cStreamError   func(stream unsafe.Pointer) string
+	cStreamCancel  func(stream unsafe.Pointer)
+	cStreamDestroy func(stream unsafe.Pointer)
 )
+
+// chdbSuccess is chdb_state's CHDBSuccess.
+const chdbSuccess = 0
 
 // connection is libchdb's chdb_connection: a pointer to its state, passed
 // by value to chdb_query.
@@ -74,6 +85,12 @@ func load() {
 	bind(&cResultBuffer, "chdb_result_buffer")
 	bind(&cResultLength, "chdb_result_length")
 	bind(&cResultError, "chdb_result_error")
+	bind(&cStreamInsert, "chdb_stream_insert")
+	bind(&cStreamAppend, "chdb_stream_append")
+	bind(&cStreamDone, "chdb_stream_done")
+	bind(&cStreamError, "chdb_stream_insert_error")
+	bind(&cStreamCancel, "chdb_stream_cancel_insert")
+	bind(&cStreamDestroy, "chdb_destroy_insert_stream")
 	if loadErr != nil {
 		return
 	}
@@ -123,6 +140,45 @@ func (c *connection) query(q, format string) ([]byte, error) {
 		return nil, nil
 	}
 	return append([]byte(nil), unsafe.Slice(buf, n)...), nil
+}
+
+// insert runs query (an INSERT without FORMAT) with data in format as its
+// input, the pieces one after the other, through chDB's streaming insert.
+// Unlike data inlined in the query text, which chDB ends at the first
+// empty line, data is taken whole: binary formats are safe.
+func (c *connection) insert(query, format string, data [][]byte) error {
+	st := cStreamInsert(c.internal, query, format)
+	if st == nil {
+		return errors.New("chdb: the streaming insert did not start")
+	}
+	defer cStreamDestroy(st)
+	if msg := cStreamError(st); msg != "" {
+		return errors.New(msg)
+	}
+	for _, piece := range data {
+		if len(piece) == 0 {
+			continue
+		}
+		rc := cStreamAppend(st, &piece[0], uint(len(piece)))
+		runtime.KeepAlive(piece)
+		if rc != chdbSuccess {
+			msg := cStreamError(st)
+			cStreamCancel(st)
+			if msg == "" {
+				msg = "chdb: the streaming insert refused the data"
+			}
+			return errors.New(msg)
+		}
+	}
+	res := cStreamDone(st)
+	if res == nil {
+		return errors.New("chdb: the streaming insert ended without a result")
+	}
+	defer cDestroy(res)
+	if msg := cResultError(res); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }
 
 func (c *connection) close() { cClose(c) }

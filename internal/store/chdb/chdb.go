@@ -80,6 +80,20 @@ func (e *engine) run(ctx context.Context, q string) ([]byte, error) {
 	return conn.query(q, "TabSeparated")
 }
 
+// InsertNative runs an INSERT with one Native block as its data
+// (store.NativeInserter).
+func (e *engine) InsertNative(ctx context.Context, query string, block [][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if e.closed {
+		return errors.New("chdb: store closed")
+	}
+	return conn.insert(query, "Native", block)
+}
+
 // Exec runs a statement.
 func (e *engine) Exec(ctx context.Context, q string) error {
 	_, err := e.run(ctx, q)

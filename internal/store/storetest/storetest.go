@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"vigia/internal/action"
 	"vigia/internal/alert"
 	"vigia/internal/event"
 	"vigia/internal/meta"
@@ -41,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		{"Progress", testProgress},
 		{"AlertsRoundTrip", testAlerts},
 		{"QuotingSurvives", testQuoting},
+		{"TextRowsMatchBlocks", testTextMatchesBlocks},
 		{"OldEventsExpire", testTTL},
 	}
 	for _, tc := range tests {
@@ -279,4 +282,88 @@ func testTTL(t *testing.T, s *store.Store) {
 	if n := count(t, s, "SELECT count() FROM "+s.Table("events")); n != 1 {
 		t.Errorf("%d rows after inserting one event older than the 90-day TTL and one new, want 1", n)
 	}
+}
+
+// The same rows inserted through Insert (a Native block on chDB) and as
+// the TabSeparated text of Values.TSV (what the server engine sends) read
+// back the same, for every table the sink writes: the two renderings of
+// Values agree on every column type (strings with escapes and invalid
+// UTF-8, integers, times, NULL, maps).
+func testTextMatchesBlocks(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	evs := SampleEvents(t)
+	evs[0].MessageID = "a'b\\c\td\ne\r\x00f 🔥 \xff end"
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	labels := map[string]string{"alertname": "X", "phone_number": "1", "tab": "a\tb", "quote": "it's"}
+	firing := &alert.Alert{SchemaVersion: 1, Fingerprint: "f1", Name: "X", Group: "g", Rule: "r.yaml:1",
+		State: alert.StateFiring, Labels: labels, Annotations: map[string]string{}, ActiveAt: at, FiredAt: &at, EvalTime: at}
+	pending := *firing
+	pending.State, pending.FiredAt = alert.StatePending, nil
+	act := &action.Record{ID: "a1", Time: at, Actor: "op", ActorKind: "operator", Action: "switch", UseCase: "sales",
+		Target: "PN1", Reason: "x\ny", Before: []byte(`{"a":1}`), After: []byte(`{"a":2}`), DryRun: true}
+
+	tables := []struct {
+		table string
+		v     *store.Values
+	}{
+		{"events", store.NewValues(store.EventColumns...)},
+		{"alerts", store.NewValues(store.AlertColumns...)},
+		{"actions", store.NewValues(store.ActionColumns...)},
+		{"raw_payloads", store.NewValues(store.RawColumns...)},
+	}
+	for i := range evs {
+		store.AppendEvent(tables[0].v, &evs[i], store.Origin{Partition: 1, Offset: int64(i)})
+	}
+	store.AppendAlert(tables[1].v, firing, store.Origin{Partition: 1, Offset: 1})
+	store.AppendAlert(tables[1].v, &pending, store.Origin{Partition: 1, Offset: 2})
+	store.AppendAction(tables[2].v, act, store.Origin{Partition: 1, Offset: 1})
+	store.AppendRaw(tables[3].v, at, "waba", map[string]string{"X-Hub-Signature-256": "sha256=ab", "Empty": ""},
+		[]byte(`{"object":"whatsapp_business_account"}`), store.Origin{Partition: 1, Offset: 1})
+	store.AppendRaw(tables[3].v, at, "waba", nil, []byte("not json\t"), store.Origin{Partition: 1, Offset: 2})
+
+	for _, tc := range tables {
+		text := tc.table + "_text"
+		if err := s.Exec(ctx, "CREATE TABLE "+s.Table(text)+" AS "+s.Table(tc.table)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Insert(ctx, tc.table, "", tc.v); err != nil {
+			t.Fatal(err)
+		}
+		q := "INSERT INTO " + s.Table(text) + " (" + strings.Join(tc.v.Columns(), ", ") + ") FORMAT TabSeparated\n" + string(tc.v.TSV())
+		if err := s.Exec(ctx, q); err != nil {
+			t.Fatalf("%s as text: %v", tc.table, err)
+		}
+		read := func(table string) []string {
+			var rows []string
+			err := s.Select(ctx, "SELECT * FROM "+s.Table(table)+" ORDER BY kafka_offset", func(f [][]byte) error {
+				rows = append(rows, fmt.Sprintf("%q", f))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rows
+		}
+		blocks, texts := read(tc.table), read(text)
+		if len(blocks) != tc.v.Rows() || !reflect.DeepEqual(blocks, texts) {
+			t.Errorf("%s: %d rows from the insert, %d from the text; first differences:\n%s", tc.table, len(blocks), len(texts),
+				firstDiff(blocks, texts))
+		}
+	}
+}
+
+func firstDiff(a, b []string) string {
+	for i := range max(len(a), len(b)) {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return "insert: " + x + "\ntext:   " + y
+		}
+	}
+	return ""
 }
