@@ -116,3 +116,133 @@ func TestFlushStopsWithContext(t *testing.T) {
 		t.Errorf("Flush = %v, %v; want deadline exceeded and no offsets", offs, err)
 	}
 }
+
+// gate is an Inserter that holds each insert until released.
+type gate struct {
+	started chan int // rows of each insert, as it starts
+	release chan error
+}
+
+func (g *gate) Insert(_ context.Context, _, _ string, v *store.Values) error {
+	g.started <- v.Rows()
+	return <-g.release
+}
+
+// A sealed batch is written on another goroutine while the sink fills the
+// next one: the two batches stay apart, the sealed one counts in the lag
+// until Written, and a batch whose write failed is not reused.
+func TestSealWriteWhileAdding(t *testing.T) {
+	msgs := records(20)
+	for i := range msgs {
+		msgs[i].Time = time.Now().Add(-time.Duration(100-i) * time.Second)
+	}
+	g := &gate{started: make(chan int), release: make(chan error)}
+	reg := prometheus.NewRegistry()
+	sk := sink.New(g, sink.Options{Topics: map[string]string{"vigia.events": sink.TableEvents}, BatchRows: 10,
+		BatchWait: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg})
+	for i := range 10 {
+		sk.Add(&msgs[i])
+	}
+	first := sk.Seal()
+	if first.Empty() || first.Rows() != 10 || sk.Full() {
+		t.Fatalf("sealed %d rows (empty %v), sink full %v; want 10 sealed and an empty sink", first.Rows(), first.Empty(), sk.Full())
+	}
+	type result struct {
+		offs map[string]map[int]int64
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		offs, err := sk.Write(context.Background(), first)
+		done <- result{offs, err}
+	}()
+	if n := <-g.started; n != 10 {
+		t.Fatalf("insert of %d rows, want 10", n)
+	}
+	for i := 10; i < 15; i++ { // while the first write is in flight
+		sk.Add(&msgs[i])
+	}
+	sk.Lag()
+	if lag := gaugeValue(t, reg, "vigia_sink_lag_seconds"); lag < 99 {
+		t.Errorf("lag %.0f s while the oldest record (100 s old) is being written, want ≥ 99", lag)
+	}
+	g.release <- nil
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want := map[int]int64{}
+	for i := range 10 {
+		want[msgs[i].Partition] = max(want[msgs[i].Partition], msgs[i].Offset+1)
+	}
+	if got := r.offs["vigia.events"]; len(got) != len(want) {
+		t.Errorf("offsets of the first write %v, want %v", got, want)
+	} else {
+		for p, o := range want {
+			if got[p] != o {
+				t.Errorf("offsets of the first write %v, want %v", got, want)
+				break
+			}
+		}
+	}
+	sk.Written(first)
+	sk.Lag()
+	if lag := gaugeValue(t, reg, "vigia_sink_lag_seconds"); lag > 91 {
+		t.Errorf("lag %.0f s after the first batch was written, want the 5 waiting records' (≤ 90 s)", lag)
+	}
+
+	// The second batch holds the five records added during the write,
+	// and only them.
+	second := sk.Seal()
+	go func() {
+		offs, err := sk.Write(context.Background(), second)
+		done <- result{offs, err}
+	}()
+	if n := <-g.started; n != 5 {
+		t.Errorf("second insert of %d rows, want 5", n)
+	}
+	g.release <- nil
+	if r := <-done; r.err != nil || len(r.offs["vigia.events"]) == 0 {
+		t.Fatalf("second write: %v, %v", r.offs, r.err)
+	}
+	sk.Written(second)
+
+	// A write that ends with its context (the service stopping) returns
+	// no offsets for the batch; the sink does not reuse its buffers.
+	for i := 15; i < 20; i++ {
+		sk.Add(&msgs[i])
+	}
+	third := sk.Seal()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		offs, err := sk.Write(ctx, third)
+		done <- result{offs, err}
+	}()
+	<-g.started
+	cancel()
+	g.release <- errors.New("connection reset")
+	if r := <-done; r.err == nil || len(r.offs) != 0 {
+		t.Errorf("cancelled write: %v, %v; want an error and no offsets", r.offs, r.err)
+	}
+	sk.Written(third)
+	sk.Add(&msgs[19])
+	if p := sk.Seal(); p.Rows() != 1 {
+		t.Errorf("a new batch after a failed write holds %d rows, want 1 (the failed batch's rows must not come back)", p.Rows())
+	}
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
