@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/checker"
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
@@ -65,6 +66,7 @@ type Expr struct {
 	extraLabels  map[string]string // alertname and rule labels, merged into `labels`
 	usesBaseline bool
 	loops        bool // has a comprehension, the only thing a context can interrupt
+	costTracked  bool // evaluated under CostLimit: its static cost bound is above it
 }
 
 // String returns the expression as written.
@@ -500,11 +502,15 @@ func compileExpr(src string, c exprContext) (*Expr, []exprIssue) {
 	if len(issues) > 0 {
 		return nil, issues
 	}
-	prg, err := env.Program(checked,
-		cel.CostLimit(CostLimit),
-		cel.InterruptCheckFrequency(interruptEvery),
-		cel.EvalOptions(cel.OptOptimize),
-	)
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if loops {
+		opts = append(opts, cel.InterruptCheckFrequency(interruptEvery))
+	}
+	tracked := !withinCostLimit(env, checked)
+	if tracked {
+		opts = append(opts, cel.CostLimit(CostLimit))
+	}
+	prg, err := env.Program(checked, opts...)
 	if err != nil {
 		return nil, []exprIssue{{line: 1, msg: err.Error()}}
 	}
@@ -515,7 +521,30 @@ func compileExpr(src string, c exprContext) (*Expr, []exprIssue) {
 		extraLabels:  c.extraLabels,
 		usesBaseline: usesBaseline,
 		loops:        loops,
+		costTracked:  tracked,
 	}, nil
+}
+
+// withinCostLimit reports whether every evaluation of checked costs at
+// most CostLimit whatever the inputs, by cel-go's static estimate (sizes
+// of maps, lists and strings unknown, so taken as unbounded). Such a
+// program needs no cost tracking: the limit cannot trip, and tracking
+// every operation is about a fifth of an evaluation's time. Comprehensions
+// and size-dependent functions over inputs have no finite bound and keep
+// the tracker.
+func withinCostLimit(env *cel.Env, checked *cel.Ast) bool {
+	est, err := env.EstimateCost(checked, unknownSizes{})
+	return err == nil && est.Max <= CostLimit
+}
+
+// unknownSizes is a cost estimator that knows no sizes and no call costs,
+// leaving cel-go's defaults: unbounded sizes.
+type unknownSizes struct{}
+
+func (unknownSizes) EstimateSize(checker.AstNode) *checker.SizeEstimate { return nil }
+
+func (unknownSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
 }
 
 // isField reports whether e is the identifier name or a selection x.name.

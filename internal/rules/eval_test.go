@@ -293,3 +293,22 @@ func BenchmarkEval(b *testing.B) {
 		})
 	}
 }
+
+// TestCostTracking: an expression whose static cost bound is within
+// CostLimit runs without cost tracking; one that iterates over an input
+// or works on strings of unknown length keeps it, and so does one whose
+// bound is above the limit (TestEvalErrors shows that one stopped).
+func TestCostTracking(t *testing.T) {
+	for src, tracked := range map[string]bool{
+		`delivery_rate < 0.8 && sent >= 100`:                           false,
+		`has_baseline && delivery_rate < baseline.delivery_rate * 0.8`: false,
+		`class("spam") > 10 || failures_by_code[131049] > 5`:           false,
+		`failures_by_code.exists(c, failures_by_code[c] > 10)`:         true,
+		`labels["phone_number"].matches("^1065.*9$") && sent > 0`:      true,
+		`[0,1,2,3,4,5,6,7,8,9].all(a, [0,1,2,3,4,5,6,7,8,9].all(b, [0,1,2,3,4,5,6,7,8,9].all(c, [0,1,2,3,4,5,6,7,8,9].all(d, a + b + c + d >= 0))))`: true,
+	} {
+		if e := compile(t, src); e.costTracked != tracked {
+			t.Errorf("%s: cost tracked %v, want %v", src, e.costTracked, tracked)
+		}
+	}
+}
