@@ -20,8 +20,9 @@
 // within the dedupe horizon than evaluator.max_dedupe, the store evicts
 // some, which ones depending on its hash seeds, and a duplicate that
 // arrives after its pair was evicted counts again: two runs may then
-// differ by such counts. Raise evaluator.max_dedupe for backtests of
-// heavy histories (a known gap, noted in docs/BENCHMARKS.md).
+// differ by such counts. The report warns when it happened
+// (Report.Warnings); raise evaluator.max_dedupe for backtests of heavy
+// histories.
 //
 // The windows start empty at From: rules with a baseline or a long window
 // see less than a live evaluator would during their first window (plus
@@ -245,6 +246,7 @@ type replay struct {
 	done     chan error
 	wg       sync.WaitGroup
 
+	window   window.Options
 	events   int64
 	last     int64         // event time of the last event
 	outcomes [][256]uint64 // per set, by window.Outcome
@@ -252,7 +254,7 @@ type replay struct {
 }
 
 func newReplay(ctx context.Context, sets []*rules.Set, o Options, workers int) *replay {
-	r := &replay{ctx: ctx, from: o.From.UnixNano(), to: o.To.UnixNano(), outcomes: make([][256]uint64, len(sets))}
+	r := &replay{ctx: ctx, from: o.From.UnixNano(), to: o.To.UnixNano(), window: o.Window, outcomes: make([][256]uint64, len(sets))}
 	// Split each set so that there are about as many parts as workers.
 	per := max(1, workers/len(sets))
 	r.bySet = make([][]*part, len(sets))
@@ -398,6 +400,7 @@ func (r *replay) report(i int, set *rules.Set) *Report {
 			rep.Totals.FiringAtEnd += c.FiringAtEnd
 		}
 	}
+	rep.Warnings = r.boundWarnings(r.bySet[i])
 	slices.Sort(rep.EvalErrors)
 	if len(rep.EvalErrors) > maxEvalErrors {
 		rep.EvalErrors = rep.EvalErrors[:maxEvalErrors]
@@ -407,6 +410,32 @@ func (r *replay) report(i int, set *rules.Set) *Report {
 	})
 	slices.SortStableFunc(rep.Changes, compareChanges)
 	return rep
+}
+
+// boundWarnings says when the dedupe or attribution memory of a set's
+// stores overflowed. The entries dropped then depend on the store's
+// per-process hash seeds, so another run of the same backtest may count
+// a few duplicates or attributions differently (the package comment).
+func (r *replay) boundWarnings(parts []*part) []string {
+	var dedupe, attribution uint64
+	for _, p := range parts { // every part's store sees every event: the most any saw
+		st := p.eng.Store().Stats()
+		dedupe, attribution = max(dedupe, st.DedupeEvicted), max(attribution, st.AttributionEvicted)
+	}
+	var out []string
+	if dedupe > 0 {
+		out = append(out, fmt.Sprintf("the dedupe memory (evaluator.max_dedupe = %d) overflowed: %d (message, status) pairs "+
+			"were forgotten within evaluator.dedupe_horizon, so a later duplicate of one counted again; which ones depends on "+
+			"hash seeds, so another run can differ in such counts; raise evaluator.max_dedupe above the pairs in one horizon",
+			r.window.MaxDedupe, dedupe))
+	}
+	if attribution > 0 {
+		out = append(out, fmt.Sprintf("the attribution memory (evaluator.max_attribution = %d) overflowed: %d attributions "+
+			"were forgotten before evaluator.attribution_ttl, so some later opt-outs were not attributed to a template; which "+
+			"ones depends on hash seeds, so another run can differ; raise evaluator.max_attribution",
+			r.window.MaxAttribution, attribution))
+	}
+	return out
 }
 
 // part is one engine of a backtest, holding some of one set's rules, with

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"vigia/internal/alert"
+	"vigia/internal/config"
 	"vigia/internal/event"
 	"vigia/internal/rules"
 	"vigia/internal/ruletest"
@@ -153,5 +154,36 @@ func TestMemory(t *testing.T) {
 	stop := errors.New("stop")
 	if err := m.Events(context.Background(), t0, t0.Add(time.Hour), func([]event.Event) error { return stop }); err != stop {
 		t.Errorf("fn's error: got %v", err)
+	}
+}
+
+// TestBoundWarnings: a replay that overflows the dedupe memory says so in
+// its report (text and JSON); one within the bounds has no warning.
+func TestBoundWarnings(t *testing.T) {
+	set := loadRules(t, "../../rules")
+	src := NewMemory(generate(genOptions{Seed: 3, Start: t0, Duration: 10 * time.Minute, Rate: 20, Numbers: 20, WABAs: 2,
+		Templates: 4, Users: 1000}))
+	for _, c := range []struct {
+		maxDedupe int
+		warn      bool
+	}{{0, false}, {64, true}} {
+		o := Options{From: t0, To: t0.Add(10 * time.Minute), Window: WindowOptions(config.Default().Evaluator)}
+		if c.maxDedupe > 0 {
+			o.Window.MaxDedupe = c.maxDedupe
+		}
+		rep, err := Run(context.Background(), src, set, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text bytes.Buffer
+		if err := rep.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		js, _ := json.Marshal(rep)
+		warned := len(rep.Warnings) == 1 && strings.Contains(rep.Warnings[0], "evaluator.max_dedupe = 64") &&
+			strings.Contains(text.String(), "warning: the dedupe memory") && strings.Contains(string(js), `"warnings"`)
+		if warned != c.warn || (!c.warn && len(rep.Warnings) > 0) {
+			t.Errorf("max_dedupe %d: warnings %q, want a warning: %v\n%s", c.maxDedupe, rep.Warnings, c.warn, text.String())
+		}
 	}
 }

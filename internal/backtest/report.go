@@ -45,6 +45,10 @@ type Report struct {
 	Changes []Change     `json:"changes"`
 	Rules   []RuleTotals `json:"rules"` // by group, alertname
 	Totals  Totals       `json:"totals"`
+
+	// Warnings say when a bound of the window store was reached during
+	// the replay, so that the report may differ from another run's.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Change is one firing or resolved record of the backtest.
@@ -287,8 +291,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(ew, "  error: %s\n", e)
 	}
 	t := r.Totals
-	fmt.Fprintf(ew, "alerts:  %d fired, %d resolved, %d still firing at the end (%d pending and %d inactive records not listed)\n\n",
+	fmt.Fprintf(ew, "alerts:  %d fired, %d resolved, %d still firing at the end (%d pending and %d inactive records not listed)\n",
 		t.Firing, t.Resolved, t.FiringAtEnd, t.Pending, t.Inactive)
+	for _, w := range r.Warnings {
+		fmt.Fprintf(ew, "warning: %s\n", w)
+	}
+	fmt.Fprintln(ew)
 
 	if len(r.Changes) == 0 {
 		fmt.Fprintln(ew, "No alert fired.")
