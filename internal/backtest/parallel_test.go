@@ -59,7 +59,7 @@ func TestParallelSameReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(marshal(reps[1]), marshal(alone)) {
-		t.Errorf("RunSets: the second set's report differs from Run's")
+		t.Errorf("RunSets: the second set's report differs from Run's: %q vs %q", reps[1].Warnings, alone.Warnings)
 	}
 }
 

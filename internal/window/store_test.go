@@ -708,3 +708,31 @@ func btoi(b bool) int64 {
 	}
 	return 0
 }
+
+// TestDedupeDoesNotEvictAtLowLoad: the statuses of one message share a
+// set of the dedupe table, so at low load several messages meeting in one
+// set must spill into the next sets rather than evict current entries or
+// grow the table to its bound. 60,000 messages of three statuses against a
+// bound of 4 million entries: nothing evicted, the table under its bound,
+// every status seen again is a duplicate.
+func TestDedupeDoesNotEvictAtLowLoad(t *testing.T) {
+	for seed := range 5 {
+		s := New(Options{MaxDedupe: 4_000_000}, []Spec{byPhone})
+		const n = 60_000
+		for i := range n {
+			id := fmt.Sprintf("wamid.%d.%d", seed, i)
+			for j, st := range []string{event.StatusSent, event.StatusDelivered, event.StatusRead} {
+				expect(t, s.Apply(0, status(id, st, at(time.Duration(i)*time.Millisecond+time.Duration(j)), "u", "")), Applied)
+			}
+		}
+		st := s.Stats()
+		if st.DedupeEvicted != 0 || len(s.dd.sets) >= s.dd.maxSets {
+			t.Errorf("seed %d: %d entries evicted, %d sets of at most %d for %d entries", seed, st.DedupeEvicted,
+				len(s.dd.sets), s.dd.maxSets, st.DedupeEntries)
+		}
+		for i := 0; i < n; i += 997 {
+			id := fmt.Sprintf("wamid.%d.%d", seed, i)
+			expect(t, s.Apply(0, status(id, event.StatusDelivered, at(time.Minute), "u", "")), Duplicate)
+		}
+	}
+}
