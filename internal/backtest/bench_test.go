@@ -26,7 +26,7 @@ func BenchmarkBacktest(b *testing.B) {
 	set := loadRules(b, "../../rules")
 	ctx := context.Background()
 	var events, evals, runs int64
-	var fired int
+	var fired, warnings int
 	for b.Loop() {
 		runs++
 		rep, err := Run(ctx, src, set, Options{From: o.Start, To: o.Start.Add(o.Duration)})
@@ -36,9 +36,13 @@ func BenchmarkBacktest(b *testing.B) {
 		events += rep.Events
 		evals += rep.Evaluations
 		fired = rep.Totals.Firing
+		warnings = len(rep.Warnings)
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(evals)/b.Elapsed().Seconds(), "evals/s")
 	b.ReportMetric(float64(fired), "fired")
+	// A bound of the window store reached (Report.Warnings): the report
+	// could then differ between runs.
+	b.ReportMetric(float64(warnings), "warnings")
 	b.ReportMetric(float64(events)/float64(runs), "events/op")
 }
