@@ -9,10 +9,12 @@
 // the program starts and panics without it: only the binaries that may
 // use chDB link it.
 //
-// Rows go in as TabSeparated text built here (see Values) with an insert
-// deduplication token, and come out as TabSeparated text rows: the one
-// format both engines speak, which keeps a single code path tested on
-// chDB valid for the server.
+// Rows go in with an insert deduplication token, built here column by
+// column (see Values): as one Native block on chDB (its streaming insert,
+// NativeInserter), as TabSeparated text on a server; the contract suite
+// checks that both renderings store the same rows. They come out as
+// TabSeparated text rows, the one format both engines speak, which keeps
+// a single read path tested on chDB valid for the server.
 package store
 
 import (
