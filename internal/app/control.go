@@ -214,8 +214,8 @@ func (c *Control) onApply(cmd route.Command, res route.Result, t *route.Table, o
 
 // publishActions copies route changes to the actions topic (ClickHouse's
 // actions table), retrying until it succeeds or the service stops. On a
-// graceful stop it still writes what is queued, for up to
-// actionsDrainTimeout, so that a change applied just before the stop keeps
+// graceful stop it still writes what is queued, each write within
+// actionsWriteTimeout, so that a change applied just before the stop keeps
 // its audit row.
 func (c *Control) publishActions(ctx context.Context) {
 	for {
@@ -229,20 +229,17 @@ func (c *Control) publishActions(ctx context.Context) {
 	}
 }
 
-// actionsDrainTimeout bounds how long a stopping control keeps writing
-// queued route changes to the actions topic.
-const actionsDrainTimeout = 5 * time.Second
+// actionsWriteTimeout bounds one write of route changes to the actions
+// topic, and how long a stopping control keeps writing queued ones.
+const actionsWriteTimeout = 5 * time.Second
 
 // drainActions writes the queued route changes once, without retries,
-// within actionsDrainTimeout.
+// each write within actionsWriteTimeout.
 func (c *Control) drainActions() {
-	ctx, cancel := context.WithTimeout(context.Background(), actionsDrainTimeout)
-	defer cancel()
 	for {
 		select {
 		case records := <-c.actions:
-			if err := c.producer.WriteMessages(ctx, c.actionMessages(records)...); err != nil {
-				c.actionsFails.Inc()
+			if err := c.writeOnce(context.Background(), records); err != nil {
 				c.log.Error("stopping: route changes not written to the actions topic", "err", err, "changes", len(records))
 			}
 		default:
@@ -252,17 +249,20 @@ func (c *Control) drainActions() {
 }
 
 // writeActions writes one batch of route changes, retrying with backoff
-// until it succeeds or ctx ends.
+// until it succeeds or ctx ends; then what is not written goes back to
+// the queue for drainActions.
 func (c *Control) writeActions(ctx context.Context, records []action.Record) {
-	msgs := c.actionMessages(records)
 	b := backoff.Backoff{Min: ControlBackoff, Max: 30 * time.Second}
 	for wait := time.Duration(0); ; {
-		err := c.producer.WriteMessages(ctx, msgs...)
+		err := c.writeOnce(ctx, records)
 		if err == nil {
 			return
 		}
-		if ctx.Err() != nil {
-			// Back in the queue for drainActions.
+		wait = b.Next(wait)
+		if ctx.Err() == nil {
+			c.log.Warn("publish route changes to the actions topic; retrying", "err", err, "wait", wait)
+		}
+		if ctx.Err() != nil || backoff.Sleep(ctx, wait) != nil {
 			select {
 			case c.actions <- records:
 			default:
@@ -270,17 +270,21 @@ func (c *Control) writeActions(ctx context.Context, records []action.Record) {
 			}
 			return
 		}
-		c.actionsFails.Inc()
-		wait = b.Next(wait)
-		c.log.Warn("publish route changes to the actions topic; retrying", "err", err, "wait", wait)
-		if backoff.Sleep(ctx, wait) != nil {
-			select {
-			case c.actions <- records:
-			default:
-			}
-			return
-		}
 	}
+}
+
+// writeOnce makes one write of route changes. It runs to its end (or
+// actionsWriteTimeout) even when ctx ends meanwhile: a write cancelled
+// half-way may or may not have landed, and the retry would then double
+// it.
+func (c *Control) writeOnce(ctx context.Context, records []action.Record) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actionsWriteTimeout)
+	defer cancel()
+	err := c.producer.WriteMessages(wctx, c.actionMessages(records)...)
+	if err != nil {
+		c.actionsFails.Inc()
+	}
+	return err
 }
 
 // actionMessages encodes route changes as actions-topic messages, keyed

@@ -250,7 +250,20 @@ func testControlReplicas(t *testing.T, brokers []string) {
 	}
 
 	// (c) An alert is acted on by one replica, once. Support is untouched
-	// by (b): its only number fails over to the next channel.
+	// by (b): its only number fails over to the next channel. The
+	// webhooks of (b) are delivered first, so that none arrives late
+	// among those of (c).
+	nothingQueued := func() bool {
+		for _, base := range bases {
+			var subs struct{ Subscribers []struct{ Queued int } }
+			callAPI(t, "GET", base+"/api/v1/subscribers", testTokenAdmin, nil, &subs)
+			if len(subs.Subscribers) != 1 || subs.Subscribers[0].Queued != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	eventually(t, 20*time.Second, "the webhooks of (b) delivered", nothingQueued)
 	snd.mu.Lock()
 	snd.got = nil
 	snd.mu.Unlock()
@@ -281,16 +294,7 @@ func testControlReplicas(t *testing.T, brokers []string) {
 	}
 	t.Logf("(c) alert record proposed %v time(s)", proposed)
 	eventually(t, 10*time.Second, "the sender got the two changes", func() bool { return len(snd.changes()) >= 2 })
-	eventually(t, 10*time.Second, "nothing queued for the sender", func() bool {
-		for _, base := range bases {
-			var subs struct{ Subscribers []struct{ Queued int } }
-			callAPI(t, "GET", base+"/api/v1/subscribers", testTokenAdmin, nil, &subs)
-			if len(subs.Subscribers) != 1 || subs.Subscribers[0].Queued != 0 {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 10*time.Second, "nothing queued for the sender", nothingQueued)
 	ids := map[string]int{}
 	for _, c := range snd.changes() {
 		ids[c.ID]++
