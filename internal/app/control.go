@@ -259,10 +259,8 @@ func (c *Control) writeActions(ctx context.Context, records []action.Record) {
 			return
 		}
 		wait = b.Next(wait)
-		if ctx.Err() == nil {
-			c.log.Warn("publish route changes to the actions topic; retrying", "err", err, "wait", wait)
-		}
-		if ctx.Err() != nil || backoff.Sleep(ctx, wait) != nil {
+		c.log.Warn("publish route changes to the actions topic; retrying", "err", err, "wait", wait)
+		if backoff.Sleep(ctx, wait) != nil {
 			select {
 			case c.actions <- records:
 			default:

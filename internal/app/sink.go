@@ -236,9 +236,8 @@ func (s *Sink) runGeneration(ctx context.Context, gen *kafka.Generation) {
 		err     error
 	}
 	var (
-		writing  *sink.Sealed
-		written  chan result
-		writeCtx context.Context
+		writing *sink.Sealed
+		written chan result
 	)
 	writeCtx, cancelWrites := context.WithCancel(ctx)
 	finish := func(r result) bool {
@@ -311,8 +310,8 @@ func (s *Sink) runGeneration(ctx context.Context, gen *kafka.Generation) {
 			return
 		case <-genDone:
 			return
-		case r := <-written:
-			if writing != nil && !finish(r) {
+		case r := <-written: // each write answers once
+			if !finish(r) {
 				return
 			}
 		case <-box.ready:

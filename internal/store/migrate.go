@@ -196,15 +196,17 @@ func (s *Store) applyTableSettings(ctx context.Context, p map[string]string) err
 		engines[string(f[0])] = string(f[1])
 		return nil
 	}); err != nil {
-		return fmt.Errorf("retention: %w", err)
+		return fmt.Errorf("table settings: %w", err)
 	}
+	// A changed TTL applies as parts merge, not by rewriting them now.
+	const ttl = " SETTINGS materialize_ttl_after_modify = 0"
 	for _, st := range []string{
-		"ALTER TABLE ${db}.events MODIFY TTL toDateTime(event_time) + INTERVAL ${events_ttl_days} DAY",
-		"ALTER TABLE ${db}.events MODIFY COLUMN recipient String TTL toDateTime(event_time) + INTERVAL ${recipient_ttl_days} DAY",
-		"ALTER TABLE ${db}.rollup_minute MODIFY TTL minute + INTERVAL ${rollup_ttl_days} DAY",
-		"ALTER TABLE ${db}.alerts MODIFY TTL toDateTime(eval_time) + INTERVAL ${alerts_ttl_days} DAY",
-		"ALTER TABLE ${db}.actions MODIFY TTL toDateTime(time) + INTERVAL ${alerts_ttl_days} DAY",
-		"ALTER TABLE ${db}.raw_payloads MODIFY TTL toDateTime(receive_time) + INTERVAL ${raw_ttl_days} DAY",
+		"ALTER TABLE ${db}.events MODIFY TTL toDateTime(event_time) + INTERVAL ${events_ttl_days} DAY" + ttl,
+		"ALTER TABLE ${db}.events MODIFY COLUMN recipient String TTL toDateTime(event_time) + INTERVAL ${recipient_ttl_days} DAY" + ttl,
+		"ALTER TABLE ${db}.rollup_minute MODIFY TTL minute + INTERVAL ${rollup_ttl_days} DAY" + ttl,
+		"ALTER TABLE ${db}.alerts MODIFY TTL toDateTime(eval_time) + INTERVAL ${alerts_ttl_days} DAY" + ttl,
+		"ALTER TABLE ${db}.actions MODIFY TTL toDateTime(time) + INTERVAL ${alerts_ttl_days} DAY" + ttl,
+		"ALTER TABLE ${db}.raw_payloads MODIFY TTL toDateTime(receive_time) + INTERVAL ${raw_ttl_days} DAY" + ttl,
 		"ALTER TABLE ${db}.events MODIFY SETTING min_bytes_for_wide_part = " + strconv.Itoa(EventsWidePartBytes),
 	} {
 		table := strings.TrimPrefix(strings.Fields(st)[2], "${db}.")
@@ -212,12 +214,8 @@ func (s *Store) applyTableSettings(ctx context.Context, p map[string]string) err
 			continue
 		}
 		var missing []string
-		q := expand(st, p, &missing)
-		if strings.Contains(st, " TTL ") {
-			q += " SETTINGS materialize_ttl_after_modify = 0"
-		}
-		if err := s.Exec(ctx, q); err != nil {
-			return fmt.Errorf("retention: %w", err)
+		if err := s.Exec(ctx, expand(st, p, &missing)); err != nil {
+			return fmt.Errorf("table settings: %w", err)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,10 +130,6 @@ func (v *Values) col(k kind) *column {
 // stores bytes, but text columns must stay readable.
 func (v *Values) Str(s string) *Values {
 	c := v.col(kindString)
-	if s == "" { // most columns of most events: a zero length
-		c.data = append(c.data, 0)
-		return v
-	}
 	c.data = appendString(c.data, s)
 	return v
 }
@@ -143,8 +140,7 @@ func (v *Values) Str(s string) *Values {
 // time for a row of events.
 func (v *Values) ValidStr(s string) *Values {
 	c := v.col(kindString)
-	c.data = binary.AppendUvarint(c.data, uint64(len(s)))
-	c.data = append(c.data, s...)
+	c.data = appendValidString(c.data, s)
 	return v
 }
 
@@ -215,15 +211,19 @@ func (v *Values) Map(m map[string]string, keys []string) *Values {
 	return v
 }
 
-// appendString appends s in Native encoding.
+// appendString appends s in Native encoding, invalid UTF-8 as U+FFFD.
 func appendString(b []byte, s string) []byte {
-	if utf8.ValidString(s) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		return append(b, s...)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, string(utf8.RuneError))
 	}
-	t := strings.ToValidUTF8(s, string(utf8.RuneError))
-	b = binary.AppendUvarint(b, uint64(len(t)))
-	return append(b, t...)
+	return appendValidString(b, s)
+}
+
+// appendValidString appends s, valid UTF-8, in Native encoding: its
+// length as a varint, then its bytes.
+func appendValidString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // Native returns the rows as one block in ClickHouse's Native format,
@@ -254,38 +254,38 @@ func (v *Values) Native() [][]byte {
 // TSV returns the rows as TabSeparated text, one line a row.
 func (v *Values) TSV() []byte {
 	var b []byte
-	type cursor struct{ data, nulls, keys, vals []byte }
-	cur := make([]cursor, len(v.cols))
-	for i, c := range v.cols {
-		cur[i] = cursor{c.data, c.nulls, c.keys, c.vals}
+	// A copy of the columns whose buffers are consumed value by value;
+	// a map's entries count those read so far.
+	cur := slices.Clone(v.cols)
+	for i := range cur {
+		cur[i].entries = 0
 	}
-	var prevEntries = make([]uint64, len(v.cols))
 	for range v.rows {
-		for i := range v.cols {
+		for i := range cur {
 			if i > 0 {
 				b = append(b, '\t')
 			}
-			cu := &cur[i]
-			switch v.cols[i].kind {
+			c := &cur[i]
+			switch c.kind {
 			case kindString:
 				var s []byte
-				s, cu.data = nextString(cu.data)
+				s, c.data = nextString(c.data)
 				b = appendEscaped(b, string(s))
 			case kindInt64:
-				b = strconv.AppendInt(b, int64(binary.LittleEndian.Uint64(cu.data)), 10)
-				cu.data = cu.data[8:]
+				b = strconv.AppendInt(b, int64(binary.LittleEndian.Uint64(c.data)), 10)
+				c.data = c.data[8:]
 			case kindUint64:
-				b = strconv.AppendUint(b, binary.LittleEndian.Uint64(cu.data), 10)
-				cu.data = cu.data[8:]
+				b = strconv.AppendUint(b, binary.LittleEndian.Uint64(c.data), 10)
+				c.data = c.data[8:]
 			case kindUint8:
-				b = strconv.AppendUint(b, uint64(cu.data[0]), 10)
-				cu.data = cu.data[1:]
+				b = strconv.AppendUint(b, uint64(c.data[0]), 10)
+				c.data = c.data[1:]
 			case kindTime, kindNullTime:
-				ms := int64(binary.LittleEndian.Uint64(cu.data))
-				cu.data = cu.data[8:]
-				if v.cols[i].kind == kindNullTime {
-					null := cu.nulls[0] == 1
-					cu.nulls = cu.nulls[1:]
+				ms := int64(binary.LittleEndian.Uint64(c.data))
+				c.data = c.data[8:]
+				if c.kind == kindNullTime {
+					null := c.nulls[0] == 1
+					c.nulls = c.nulls[1:]
 					if null {
 						b = append(b, Null...)
 						break
@@ -293,21 +293,21 @@ func (v *Values) TSV() []byte {
 				}
 				b = time.UnixMilli(ms).UTC().AppendFormat(b, "2006-01-02 15:04:05.000")
 			case kindMap:
-				end := binary.LittleEndian.Uint64(cu.data)
-				cu.data = cu.data[8:]
+				end := binary.LittleEndian.Uint64(c.data)
+				c.data = c.data[8:]
 				b = append(b, '{')
-				for n := prevEntries[i]; n < end; n++ {
-					if n > prevEntries[i] {
+				for n := c.entries; n < end; n++ {
+					if n > c.entries {
 						b = append(b, ',')
 					}
 					var k, val []byte
-					k, cu.keys = nextString(cu.keys)
-					val, cu.vals = nextString(cu.vals)
+					k, c.keys = nextString(c.keys)
+					val, c.vals = nextString(c.vals)
 					b = appendQuoted(b, string(k))
 					b = append(b, ':')
 					b = appendQuoted(b, string(val))
 				}
-				prevEntries[i] = end
+				c.entries = end
 				b = append(b, '}')
 			}
 		}
