@@ -171,10 +171,12 @@ func Run(ctx context.Context, src Source, set *rules.Set, o Options) (*Report, e
 //
 // Parallelism comes from splitting the work into parts, each with its own
 // engine: the sets, and each set's rules split by the keyspaces they read.
-// Every part applies every event, so that the dedupe and attribution
-// memories (store-wide, before any keyspace) decide as one engine would,
-// and is evaluated at every instant of its set's schedule, so that windows
-// expire at the same times; a rule's alerts depend on nothing else.
+// One store without keyspaces decides every event first (watermark,
+// dedupe, attribution: window.Store.Decide), as one engine would, and
+// every part counts the decided events in its keyspaces, a chunk behind
+// the decider. Every part is evaluated at every instant of its set's
+// schedule, so that windows expire at the same times; a rule's alerts
+// depend on nothing else.
 func RunSets(ctx context.Context, src Source, sets []*rules.Set, o Options) ([]*Report, error) {
 	if src == nil || len(sets) == 0 || slices.Contains(sets, nil) {
 		return nil, errors.New("backtest: a source and a rule set are required")
@@ -205,7 +207,6 @@ func RunSets(ctx context.Context, src Source, sets []*rules.Set, o Options) ([]*
 		workers = runtime.GOMAXPROCS(0)
 	}
 	r := newReplay(ctx, sets, o, workers)
-	defer r.stop()
 	fail := func(err error) ([]*Report, error) {
 		r.progress.stop()
 		return nil, fmt.Errorf("backtest %s .. %s: %w", fmtTime(o.From), fmtTime(o.To), err)
@@ -222,7 +223,7 @@ func RunSets(ctx context.Context, src Source, sets []*rules.Set, o Options) ([]*
 		return nil, fmt.Errorf("%w between %s and %s", ErrNoEvents, fmtTime(o.From), fmtTime(o.To))
 	}
 	// The instants after the last event, up to To.
-	if err := r.do(func(p *part) error { return p.evalBefore(ctx, p.to) }); err != nil {
+	if err := r.each(func(p *part) error { return r.work(func() error { return p.evalBefore(ctx, p.to) }) }); err != nil {
 		return fail(err)
 	}
 	reps := make([]*Report, len(sets))
@@ -234,29 +235,39 @@ func RunSets(ctx context.Context, src Source, sets []*rules.Set, o Options) ([]*
 }
 
 // replay coordinates the parts of a backtest: it checks the source's
-// order, hands each batch to every part (on up to workers goroutines) and
-// merges what the parts found.
+// order, decides each event once (dedupe, attribution) for all the parts,
+// replays the decided events in every part, each part on a goroutine of
+// its own with at most workers of them busy at once, and merges what the
+// parts found.
 type replay struct {
 	ctx      context.Context
 	from, to int64 // Unix nanoseconds
 	parts    []*part
 	bySet    [][]*part
-	groups   [][]*part // the parts each goroutine runs; groups[0] runs in the caller's
-	work     []chan func(*part) error
-	done     chan error
-	wg       sync.WaitGroup
+	tokens   chan struct{} // one per goroutine allowed to work at once
 
-	window   window.Options
+	window window.Options
+	// decider decides every event once for all the parts (dedupe,
+	// attribution: window.Store.Decide), ahead of them, into dec.
+	decider *window.Store
+	dec     []window.Decision
+
 	events   int64
 	last     int64         // event time of the last event
 	outcomes [][256]uint64 // per set, by window.Outcome
 	progress *progress
 }
 
+// partsPerWorker is how many parts a set is split into per worker. More
+// parts than workers balance the work at run time (a worker free takes
+// whichever part has a chunk to do), at the price of the per-event work
+// every part repeats (finding its keys).
+const partsPerWorker = 2
+
 func newReplay(ctx context.Context, sets []*rules.Set, o Options, workers int) *replay {
-	r := &replay{ctx: ctx, from: o.From.UnixNano(), to: o.To.UnixNano(), window: o.Window, outcomes: make([][256]uint64, len(sets))}
-	// Split each set so that there are about as many parts as workers.
-	per := max(1, workers/len(sets))
+	r := &replay{ctx: ctx, from: o.From.UnixNano(), to: o.To.UnixNano(), window: o.Window, outcomes: make([][256]uint64, len(sets)),
+		decider: window.New(o.Window, nil), tokens: make(chan struct{}, workers)}
+	per := max(1, partsPerWorker*workers/len(sets))
 	r.bySet = make([][]*part, len(sets))
 	for i, set := range sets {
 		for _, sub := range split(set, per) {
@@ -265,40 +276,8 @@ func newReplay(ctx context.Context, sets []*rules.Set, o Options, workers int) *
 			r.bySet[i] = append(r.bySet[i], p)
 		}
 	}
-	// Longest first onto the least loaded goroutine.
-	n := min(workers, len(r.parts))
-	r.groups = make([][]*part, n)
-	load := make([]float64, n)
-	order := slices.Clone(r.parts)
-	slices.SortStableFunc(order, func(a, b *part) int { return cmp.Compare(b.cost, a.cost) })
-	for _, p := range order {
-		i := slices.Index(load, slices.Min(load))
-		r.groups[i] = append(r.groups[i], p)
-		load[i] += p.cost
-	}
-	r.done = make(chan error, n)
-	for _, g := range r.groups[1:] {
-		ch := make(chan func(*part) error)
-		r.work = append(r.work, ch)
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			for fn := range ch {
-				r.done <- forEach(g, fn)
-			}
-		}()
-	}
 	r.progress = newProgress(o.Progress, o.clock, o.From, o.To)
 	return r
-}
-
-// stop ends the goroutines.
-func (r *replay) stop() {
-	for _, ch := range r.work {
-		close(ch)
-	}
-	r.work = nil
-	r.wg.Wait()
 }
 
 // batch checks a batch against the source's contract and replays it in
@@ -314,7 +293,7 @@ func (r *replay) batch(evs []event.Event) error {
 	for _, p := range r.parts {
 		p.outcomes = slices.Grow(p.outcomes[:0], len(evs))[:len(evs)]
 	}
-	if err := r.do(func(p *part) error { return p.run(r.ctx, evs) }); err != nil {
+	if err := r.replayBatch(evs); err != nil {
 		return err
 	}
 	// An event's outcome in a set is the best of its parts': applied in
@@ -333,25 +312,66 @@ func (r *replay) batch(evs []event.Event) error {
 	return nil
 }
 
-// do runs fn for every part, each on its goroutine, and waits for all.
-func (r *replay) do(fn func(*part) error) error {
-	for _, ch := range r.work {
-		ch <- fn
+// decideChunk is how many events the decider hands to the parts at a
+// time: small enough that the parts start soon after it, large enough
+// that waking them costs little per event.
+const decideChunk = 512
+
+// replayBatch decides the events of a batch on a goroutine of its own and
+// replays each chunk in every part, each on its goroutine, as soon as it
+// is decided. It returns when the decider and every part are done with
+// the batch: the source may reuse its memory afterwards.
+func (r *replay) replayBatch(evs []event.Event) error {
+	n := len(evs)
+	r.dec = slices.Grow(r.dec[:0], n)[:n]
+	ready := make([]chan struct{}, (n+decideChunk-1)/decideChunk)
+	for i := range ready {
+		ready[i] = make(chan struct{})
 	}
-	err := forEach(r.groups[0], fn)
-	for range r.work {
-		err = cmp.Or(err, <-r.done)
-	}
+	decided := make(chan struct{})
+	go func() {
+		defer close(decided)
+		for c := range ready {
+			r.work(func() error {
+				for i := c * decideChunk; i < min(n, (c+1)*decideChunk); i++ {
+					r.decider.Decide(0, &evs[i], &r.dec[i])
+				}
+				return nil
+			})
+			close(ready[c])
+		}
+	}()
+	err := r.each(func(p *part) error {
+		for c := range ready {
+			<-ready[c]
+			lo, hi := c*decideChunk, min(n, (c+1)*decideChunk)
+			if err := r.work(func() error { return p.run(r.ctx, evs[lo:hi], r.dec[lo:hi], p.outcomes[lo:hi]) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	<-decided
 	return err
 }
 
-func forEach(parts []*part, fn func(*part) error) error {
-	for _, p := range parts {
-		if err := fn(p); err != nil {
-			return err
-		}
+// each runs fn for every part, each on a goroutine of its own, and waits
+// for all; fn bounds its busy time with work.
+func (r *replay) each(fn func(*part) error) error {
+	errs := make([]error, len(r.parts))
+	var wg sync.WaitGroup
+	for i, p := range r.parts {
+		wg.Go(func() { errs[i] = fn(p) })
 	}
-	return nil
+	wg.Wait()
+	return cmp.Or(errs...)
+}
+
+// work runs fn once one of the workers' tokens is free.
+func (r *replay) work(fn func() error) error {
+	r.tokens <- struct{}{}
+	defer func() { <-r.tokens }()
+	return fn()
 }
 
 func (r *replay) badEvent(ev *event.Event, t int64) error {
@@ -400,7 +420,7 @@ func (r *replay) report(i int, set *rules.Set) *Report {
 			rep.Totals.FiringAtEnd += c.FiringAtEnd
 		}
 	}
-	rep.Warnings = r.boundWarnings(r.bySet[i])
+	rep.Warnings = r.boundWarnings()
 	slices.Sort(rep.EvalErrors)
 	if len(rep.EvalErrors) > maxEvalErrors {
 		rep.EvalErrors = rep.EvalErrors[:maxEvalErrors]
@@ -416,12 +436,9 @@ func (r *replay) report(i int, set *rules.Set) *Report {
 // stores overflowed. The entries dropped then depend on the store's
 // per-process hash seeds, so another run of the same backtest may count
 // a few duplicates or attributions differently (the package comment).
-func (r *replay) boundWarnings(parts []*part) []string {
-	var dedupe, attribution uint64
-	for _, p := range parts { // every part's store sees every event: the most any saw
-		st := p.eng.Store().Stats()
-		dedupe, attribution = max(dedupe, st.DedupeEvicted), max(attribution, st.AttributionEvicted)
-	}
+func (r *replay) boundWarnings() []string {
+	st := r.decider.Stats() // the parts' stores do not dedupe: the decider does
+	dedupe, attribution := st.DedupeEvicted, st.AttributionEvicted
 	var out []string
 	if dedupe > 0 {
 		out = append(out, fmt.Sprintf("the dedupe memory (evaluator.max_dedupe = %d) overflowed: %d (message, status) pairs "+
@@ -443,7 +460,6 @@ func (r *replay) boundWarnings(parts []*part) []string {
 type part struct {
 	set    int
 	eng    *engine.Engine
-	cost   float64 // estimated, to balance the goroutines
 	to     int64
 	sched  schedule
 	rounds int64
@@ -469,23 +485,22 @@ func newPart(setIndex int, set, sub *rules.Set, wo window.Options, from, to int6
 			id := g.Name + "/" + rl.Alert
 			p.counts[id] = &RuleTotals{Group: g.Name, Alertname: rl.Alert, Rule: fmt.Sprintf("%s:%d", rl.File, rl.Line)}
 			p.ruleOf[id] = newRuleInfo(rl)
-			p.cost += ruleCost(rl, g.Interval)
 		}
 	}
 	return p
 }
 
-// run applies a batch of events, evaluating first every instant before
-// each event: events at an instant are in the windows it evaluates.
-func (p *part) run(ctx context.Context, evs []event.Event) error {
+// run applies decided events (evs[i] decided as dec[i]) and records
+// their outcomes in out, evaluating first every instant before each
+// event: events at an instant are in the windows it evaluates.
+func (p *part) run(ctx context.Context, evs []event.Event, dec []window.Decision, out []window.Outcome) error {
 	for i := range evs {
-		ev := &evs[i]
-		if t := ev.EventTime.UnixNano(); t > p.sched.next {
+		if t := evs[i].EventTime.UnixNano(); t > p.sched.next {
 			if err := p.evalBefore(ctx, t); err != nil {
 				return err
 			}
 		}
-		p.outcomes[i] = p.eng.Apply(0, ev)
+		out[i] = p.eng.ApplyDecision(&dec[i])
 	}
 	return nil
 }

@@ -239,6 +239,13 @@ func (e *Engine) Apply(partition int, ev *event.Event) window.Outcome {
 	return e.store.Apply(partition, ev)
 }
 
+// ApplyDecision adds to the windows an event decided by another store
+// (window.Store.Decide): engines that share one dedupe and attribution
+// decision, as a backtest's parallel parts do.
+func (e *Engine) ApplyDecision(d *window.Decision) window.Outcome {
+	return e.store.ApplyDecision(d)
+}
+
 // Restore gives a restored alert back to the tracker of its rule; alerts of
 // rules that no longer exist are ignored.
 func (e *Engine) Restore(a alert.Alert) bool {

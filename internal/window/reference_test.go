@@ -628,6 +628,38 @@ func (g *gen) status(m *genMsg, p int, st string, t time.Time) genEv {
 	return genEv{p, e}
 }
 
+// refCase draws the options and keyspaces of one reference iteration,
+// and a generator for its events.
+func refCase(rng *rand.Rand) (Options, []Spec, *gen) {
+	o := Options{
+		AllowedLateness: time.Duration(rng.IntN(40)) * time.Second,
+		DedupeHorizon:   time.Duration(60+rng.IntN(300)) * time.Second,
+		IdleTTL:         time.Duration(60+rng.IntN(300)) * time.Second,
+		AttributionTTL:  time.Duration(30+rng.IntN(600)) * time.Second,
+		MaxFutureSkew:   time.Duration(rng.IntN(2)) * time.Minute,
+	}
+	if rng.IntN(4) == 0 {
+		o.MaxKeys = 2 + rng.IntN(5)
+	}
+	res := []time.Duration{7 * time.Second, 10 * time.Second, 15 * time.Second, time.Minute}
+	specs := []Spec{
+		{By: []quality.Dim{quality.DimPhoneNumber}},
+		{By: []quality.Dim{quality.DimTemplate}},
+		{By: []quality.Dim{quality.DimWABA, quality.DimTemplate}},
+		{By: []quality.Dim{quality.DimUseCase}},
+		{By: []quality.Dim{quality.DimCountry, quality.DimChannel}},
+		{By: []quality.Dim{quality.DimWABA}},
+		{By: []quality.Dim{quality.DimTemplate, quality.DimCampaign, quality.DimUseCase}},
+	}
+	for i := range specs {
+		specs[i].Resolution = res[rng.IntN(len(res))]
+		specs[i].Span = specs[i].Resolution * time.Duration(1+rng.IntN(12))
+	}
+	g := &gen{rng: rng, clock: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), lag: make([]time.Duration, 3), late: o.AllowedLateness,
+		wrongClocks: o.MaxFutureSkew > 0}
+	return o, specs, g
+}
+
 func TestAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	iterations := 200
@@ -635,33 +667,8 @@ func TestAgainstReference(t *testing.T) {
 		iterations = 30
 	}
 	for it := range iterations {
-		o := Options{
-			AllowedLateness: time.Duration(rng.IntN(40)) * time.Second,
-			DedupeHorizon:   time.Duration(60+rng.IntN(300)) * time.Second,
-			IdleTTL:         time.Duration(60+rng.IntN(300)) * time.Second,
-			AttributionTTL:  time.Duration(30+rng.IntN(600)) * time.Second,
-			MaxFutureSkew:   time.Duration(rng.IntN(2)) * time.Minute,
-		}
-		if rng.IntN(4) == 0 {
-			o.MaxKeys = 2 + rng.IntN(5)
-		}
-		res := []time.Duration{7 * time.Second, 10 * time.Second, 15 * time.Second, time.Minute}
-		specs := []Spec{
-			{By: []quality.Dim{quality.DimPhoneNumber}},
-			{By: []quality.Dim{quality.DimTemplate}},
-			{By: []quality.Dim{quality.DimWABA, quality.DimTemplate}},
-			{By: []quality.Dim{quality.DimUseCase}},
-			{By: []quality.Dim{quality.DimCountry, quality.DimChannel}},
-			{By: []quality.Dim{quality.DimWABA}},
-			{By: []quality.Dim{quality.DimTemplate, quality.DimCampaign, quality.DimUseCase}},
-		}
-		for i := range specs {
-			specs[i].Resolution = res[rng.IntN(len(res))]
-			specs[i].Span = specs[i].Resolution * time.Duration(1+rng.IntN(12))
-		}
+		o, specs, g := refCase(rng)
 		st, rf := New(o, specs), newRef(o, specs)
-		g := &gen{rng: rng, clock: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), lag: make([]time.Duration, 3), late: o.AllowedLateness,
-			wrongClocks: o.MaxFutureSkew > 0}
 		for step := range 600 {
 			for _, ge := range g.next() {
 				got, want := st.Apply(ge.p, ge.e), rf.apply(ge.p, ge.e)
@@ -688,6 +695,60 @@ func TestAgainstReference(t *testing.T) {
 			}
 		}
 		checkStats(t, st)
+	}
+}
+
+// TestDecideApplyAgainstReference splits the keyspaces between two stores
+// that count what a third, keyspace-less store decided (Decide,
+// ApplyDecision), as a backtest's parts do: the outcomes (the best of the
+// two) and every key's Values are the reference's, as with Apply.
+func TestDecideApplyAgainstReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	iterations := 60
+	if testing.Short() {
+		iterations = 10
+	}
+	for it := range iterations {
+		o, specs, g := refCase(rng)
+		cut := 1 + rng.IntN(len(specs)-1)
+		decider := New(o, nil)
+		sts := []*Store{New(o, specs[:cut]), New(o, specs[cut:])}
+		refs := []*ref{newRef(o, specs[:cut]), newRef(o, specs[cut:])}
+		all := newRef(o, specs)
+		var d Decision
+		for step := range 600 {
+			for _, ge := range g.next() {
+				decider.Decide(ge.p, ge.e, &d)
+				got := min(sts[0].ApplyDecision(&d), sts[1].ApplyDecision(&d))
+				want := all.apply(ge.p, ge.e)
+				refs[0].apply(ge.p, ge.e)
+				refs[1].apply(ge.p, ge.e)
+				if got != want {
+					t.Fatalf("iteration %d step %d: Decide/ApplyDecision(%d, %+v) = %v (counts %v), reference %v", it, step, ge.p, *ge.e, got, d.Counts(), want)
+				}
+				if !d.Counts() && d.Outcome() != want {
+					t.Fatalf("iteration %d step %d: decided %v, reference %v", it, step, d.Outcome(), want)
+				}
+			}
+			if rng.IntN(25) == 0 {
+				now := g.clock.Add(-time.Duration(rng.IntN(120)) * time.Second)
+				decider.Expire(now)
+				all.expire(now)
+				for i := range sts {
+					sts[i].Expire(now)
+					refs[i].expire(now)
+				}
+			}
+			if rng.IntN(20) == 0 {
+				for i := range sts {
+					compare(t, fmt.Sprintf("iteration %d step %d store %d", it, step, i), sts[i], refs[i], g.clock, rng)
+				}
+			}
+		}
+		for i := range sts {
+			compare(t, fmt.Sprintf("iteration %d end store %d", it, i), sts[i], refs[i], g.clock, rng)
+			checkStats(t, sts[i])
+		}
 	}
 }
 

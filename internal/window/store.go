@@ -291,17 +291,107 @@ func optedOut(e *event.Event) bool { return e.OptOut != nil && !e.OptOut.Resumed
 // 0). See the package documentation for what is counted where.
 func (s *Store) Apply(partition int, e *event.Event) Outcome {
 	s.epoch++
-	t := nanos(e.EventTime)
+	var d Decision
+	var p pending
+	if !s.prepare(partition, e, &d, &p) {
+		return s.count(d.outcome)
+	}
+	// The keys are looked up before the dedupe and attribution tables are
+	// read, although a duplicate makes that work useless: every one of
+	// these lookups is a cache miss, and issued together they overlap
+	// (see findKeys).
+	var hs [nDims]keyHash
+	s.hashValues(&d.vals, &hs)
+	s.findKeys(&d.vals, &hs)
+	if o := s.settle(e, &d, &p); o != Applied {
+		return s.count(o)
+	}
+	return s.count(s.applyFound(&d.vals, &hs, d.t, &d.c))
+}
+
+// Decision is what a store decided about one event before any keyspace
+// counts it: whether it counts at all (not late, not from the future, not
+// a duplicate: the watermark, dedupe and attribution memories decide),
+// and if so what it adds to which keys. Decide makes one; ApplyDecision
+// counts it in another store's keyspaces. Splitting Apply this way lets
+// several stores holding different keyspaces share one dedupe and
+// attribution decision, as a backtest's parallel engines do.
+//
+// A Decision refers to strings of its event: apply it while the event's
+// memory is valid.
+type Decision struct {
+	outcome Outcome // Applied when the keyspaces are to count it; otherwise why not
+	t       int64
+	c       contrib
+	vals    [nDims]string
+}
+
+// Counts reports whether the event is to be counted (ApplyDecision then
+// gives its outcome); otherwise Outcome says why not.
+func (d *Decision) Counts() bool { return d.outcome == Applied }
+
+// Outcome is the event's outcome when it does not count; Applied when it
+// does, before any keyspace has counted it.
+func (d *Decision) Outcome() Outcome { return d.outcome }
+
+// Decide decides e, read from partition, as Apply would, updating the
+// watermark and the dedupe and attribution memories, and counts in this
+// store only the events that do not count (d.Counts() false). The store's
+// keyspaces are not touched: a store made for deciding has none.
+func (s *Store) Decide(partition int, e *event.Event, d *Decision) {
+	var p pending
+	if s.prepare(partition, e, d, &p) {
+		d.outcome = s.settle(e, d, &p)
+	}
+	if d.outcome != Applied {
+		s.count(d.outcome)
+	}
+}
+
+// ApplyDecision counts an event decided by another store's Decide in this
+// store's keyspaces and returns its outcome here; an event that does not
+// count changes nothing and returns why. This store's dedupe and
+// attribution memories are not used.
+func (s *Store) ApplyDecision(d *Decision) Outcome {
+	if d.outcome != Applied {
+		return d.outcome
+	}
+	s.epoch++
+	var hs [nDims]keyHash
+	s.hashValues(&d.vals, &hs)
+	s.findKeys(&d.vals, &hs)
+	return s.count(s.applyFound(&d.vals, &hs, d.t, &d.c))
+}
+
+// pending is what prepare leaves for settle: the parts of the decision
+// that read or write the dedupe and attribution memories after the keys
+// are looked up.
+type pending struct {
+	st     int                // status code, 0 for other kinds
+	record bool               // a send whose attribution is recorded for its (number, user)
+	pair   uint64             // the (number, user) hash, 0 when not needed
+	pairAt int                // the attribution slot found for pair, when not record
+	attr   *event.Attribution // the attribution of the event, or the one remembered
+}
+
+// prepare works out d (time, contribution, dimension values) and reports
+// whether the event may count; when not, d.outcome says why.
+func (s *Store) prepare(partition int, e *event.Event, d *Decision, p *pending) bool {
+	d.t = nanos(e.EventTime)
+	t := d.t
 	if s.o.MaxFutureSkew > 0 && !e.ReceiveTime.IsZero() && t > nanos(e.ReceiveTime)+int64(s.o.MaxFutureSkew) {
-		return s.count(Future)
+		d.outcome = Future
+		return false
 	}
 	wm := s.watermark(partition)
 	if *wm != noTime && t < *wm-int64(s.o.AllowedLateness) {
-		return s.count(Late)
+		d.outcome = Late
+		return false
 	}
 	*wm = max(*wm, t)
 
-	var c contrib
+	c := &d.c
+	*c = contrib{}
 	st := 0
 	switch e.Kind {
 	case event.KindStatus:
@@ -325,7 +415,8 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 		case stDeferred:
 			c.add(cDeferred)
 		default:
-			return s.count(Ignored)
+			d.outcome = Ignored
+			return false
 		}
 		if optedOut(e) {
 			c.add(cOptOut)
@@ -363,7 +454,8 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 		}
 	}
 	if c.nInc == 0 && c.nStates == 0 {
-		return s.count(Ignored)
+		d.outcome = Ignored
+		return false
 	}
 
 	// Attribution: sent (and accepted) statuses record theirs per (phone
@@ -372,28 +464,26 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 	// memory again (a cache miss each) to find the same. Opt-outs and
 	// replies without an attribution take it from there, before their
 	// dimensions are known.
-	attr := e.Attribution
-	var pair uint64
-	record := false
+	*p = pending{st: st, attr: e.Attribution, pairAt: -1}
 	if r := e.Recipient; r != nil && r.Pseudonym != "" {
-		record = (st == stSent || st == stAccepted) && attr != nil
-		if record || (attr == nil && (e.Kind == event.KindInbound || optedOut(e))) {
-			pair = s.pair(e.PhoneNumberID, r.Pseudonym)
+		p.record = (st == stSent || st == stAccepted) && p.attr != nil
+		if p.record || (p.attr == nil && (e.Kind == event.KindInbound || optedOut(e))) {
+			p.pair = s.pair(e.PhoneNumberID, r.Pseudonym)
 		}
 	}
-	pairAt := -1
-	if pair != 0 && !record {
-		pairAt = s.attr.find(pair)
-		if a, ok := s.attr.getAt(pairAt); ok {
-			attr = a
+	if p.pair != 0 && !p.record {
+		p.pairAt = s.attr.find(p.pair)
+		if a, ok := s.attr.getAt(p.pairAt); ok {
+			p.attr = a
 		}
 	}
 
-	var vals [nDims]string
+	vals := &d.vals
+	*vals = [nDims]string{}
 	vals[dWABA] = e.WABAID
 	vals[dPhone] = e.PhoneNumberID
 	vals[dChannel] = string(e.Channel)
-	if attr != nil {
+	if attr := p.attr; attr != nil {
 		vals[dTemplate], vals[dUseCase], vals[dCampaign] = attr.Template, attr.UseCase, attr.Campaign
 	}
 	if vals[dTemplate] == "" && e.Template != nil &&
@@ -403,20 +493,20 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 	if e.Recipient != nil {
 		vals[dCountry] = e.Recipient.CountryCode
 	}
+	d.outcome = Applied
+	return true
+}
 
-	// The keys are looked up before the dedupe and attribution tables are
-	// read, although a duplicate makes that work useless: every one of
-	// these lookups is a cache miss, and issued together they overlap
-	// (see findKeys).
-	var hs [nDims]keyHash
-	s.hashValues(&vals, &hs)
-	s.findKeys(&vals, &hs)
-
+// settle reads and updates the dedupe and attribution memories for a
+// prepared event and returns Duplicate, or Applied with the latency and
+// missing-status contributions added to d.
+func (s *Store) settle(e *event.Event, d *Decision, p *pending) Outcome {
 	// Dedupe, store-wide and before any keyspace is updated, so that an
 	// event counts once everywhere. Statuses dedupe on (message id,
 	// status): WhatsApp retries and the fallback channels' repeated
 	// callbacks (SMS queued, sending...) share it even when their event
 	// ids differ.
+	t, c, st := d.t, &d.c, p.st
 	var h uint64
 	if st != 0 && e.MessageID != "" {
 		h = entryHash(maphash.String(s.seed, e.MessageID), st)
@@ -427,12 +517,13 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 	if h != 0 {
 		at = s.dd.find(h)
 	}
-	if record {
-		pairAt = s.attr.find(pair)
+	if p.record {
+		p.pairAt = s.attr.find(p.pair)
 	}
 	if h != 0 {
 		if _, dup := s.dd.timeAt(at); dup {
-			return s.count(Duplicate)
+			d.outcome = Duplicate
+			return Duplicate
 		}
 		switch st {
 		case stDelivered:
@@ -450,10 +541,10 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 		}
 		s.dd.put(h, t, at)
 	}
-	if record {
-		s.attr.record(pair, pairAt, t, attr)
+	if p.record {
+		s.attr.record(p.pair, p.pairAt, t, p.attr)
 	}
-	return s.count(s.applyFound(&vals, &hs, t, &c))
+	return Applied
 }
 
 func (s *Store) count(o Outcome) Outcome {
