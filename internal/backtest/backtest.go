@@ -271,7 +271,7 @@ func newReplay(ctx context.Context, sets []*rules.Set, o Options, workers int) *
 	r.bySet = make([][]*part, len(sets))
 	for i, set := range sets {
 		for _, sub := range split(set, per) {
-			p := newPart(i, set, sub, o.Window, r.from, r.to)
+			p := newPart(i, set, sub, r.decider, o.Window, r.from, r.to)
 			r.parts = append(r.parts, p)
 			r.bySet[i] = append(r.bySet[i], p)
 		}
@@ -471,10 +471,10 @@ type part struct {
 	errs     []string
 }
 
-func newPart(setIndex int, set, sub *rules.Set, wo window.Options, from, to int64) *part {
+func newPart(setIndex int, set, sub *rules.Set, decider *window.Store, wo window.Options, from, to int64) *part {
 	p := &part{
 		set:    setIndex,
-		eng:    engine.New(sub, engine.Options{Window: wo}),
+		eng:    engine.New(sub, engine.Options{Window: wo, Decider: decider}),
 		to:     to,
 		sched:  newSchedule(set, from, to),
 		counts: map[string]*RuleTotals{},

@@ -27,6 +27,7 @@ func BenchmarkBacktest(b *testing.B) {
 	ctx := context.Background()
 	var events, evals, runs int64
 	var fired, warnings int
+	cpu := processCPU()
 	for b.Loop() {
 		runs++
 		rep, err := Run(ctx, src, set, Options{From: o.Start, To: o.Start.Add(o.Duration)})
@@ -39,6 +40,9 @@ func BenchmarkBacktest(b *testing.B) {
 		warnings = len(rep.Warnings)
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+	// The CPU time of a replay, all goroutines (and the garbage
+	// collector) together: what the cores share.
+	b.ReportMetric((processCPU()-cpu)/float64(runs), "cpu-s/op")
 	b.ReportMetric(float64(evals)/b.Elapsed().Seconds(), "evals/s")
 	b.ReportMetric(float64(fired), "fired")
 	// A bound of the window store reached (Report.Warnings): the report

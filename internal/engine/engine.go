@@ -31,6 +31,11 @@ type Options struct {
 	EvalTimeout time.Duration
 	// MaxActivePerRule bounds the alerts one rule may hold.
 	MaxActivePerRule int
+	// Decider, when set, is the store whose decisions the engine gets
+	// (ApplyDecision): the engine's windows share its hash seeds, so
+	// that a decision's key hashes are computed once for every engine
+	// (window.NewSharing).
+	Decider *window.Store
 }
 
 // ruleState is a loaded rule with the keyspace it reads, its lifecycle,
@@ -177,7 +182,11 @@ func (e *Engine) install(set *rules.Set, old map[string]*alert.Tracker) {
 	if e.store == nil || !slices.EqualFunc(specs, e.specs, func(a, b window.Spec) bool {
 		return specID(a.By, a.Resolution) == specID(b.By, b.Resolution) && a.Span == b.Span
 	}) {
-		e.store = window.New(e.opts.Window, specs)
+		if e.opts.Decider != nil {
+			e.store = window.NewSharing(e.opts.Decider, e.opts.Window, specs)
+		} else {
+			e.store = window.New(e.opts.Window, specs)
+		}
 	}
 	e.specs = specs
 	e.set = set

@@ -712,7 +712,8 @@ func TestDecideApplyAgainstReference(t *testing.T) {
 		o, specs, g := refCase(rng)
 		cut := 1 + rng.IntN(len(specs)-1)
 		decider := New(o, nil)
-		sts := []*Store{New(o, specs[:cut]), New(o, specs[cut:])}
+		// One store shares the decider's hashes, the other hashes its own.
+		sts := []*Store{NewSharing(decider, o, specs[:cut]), New(o, specs[cut:])}
 		refs := []*ref{newRef(o, specs[:cut]), newRef(o, specs[cut:])}
 		all := newRef(o, specs)
 		var d Decision

@@ -134,7 +134,10 @@ type Store struct {
 	// Hash seeds: per store, since no hash leaves the process. Two for
 	// the 128-bit key hashes.
 	seed, seed2 maphash.Seed
-	usedDims    uint8 // dimensions some keyspace groups by: the only ones hashed
+	usedDims    uint8 // dimensions some keyspace groups by (or a sharing store's): the only ones hashed
+	// decider is the store whose decisions this one applies with the key
+	// hashes they carry (NewSharing); nil for a store that hashes its own.
+	decider *Store
 	dd          dedupe
 	attr        attrMemory
 
@@ -178,6 +181,18 @@ func New(o Options, specs []Spec) *Store {
 		}
 		s.spaces = append(s.spaces, ks)
 	}
+	return s
+}
+
+// NewSharing returns an empty store, as New does, that counts the
+// decisions of decider (Decide, then ApplyDecision here) without hashing
+// their dimension values again: it shares decider's hash seeds, and
+// decider hashes from now on the dimensions of specs too, once per event
+// for all the stores sharing it.
+func NewSharing(decider *Store, o Options, specs []Spec) *Store {
+	s := New(o, specs)
+	s.seed, s.seed2, s.decider = decider.seed, decider.seed2, decider
+	decider.usedDims |= s.usedDims
 	return s
 }
 
@@ -324,6 +339,8 @@ type Decision struct {
 	t       int64
 	c       contrib
 	vals    [nDims]string
+	hs      [nDims]keyHash // hashes of vals with by's seeds, for the stores sharing them
+	by      *Store         // the store that decided
 }
 
 // Counts reports whether the event is to be counted (ApplyDecision then
@@ -340,12 +357,16 @@ func (d *Decision) Outcome() Outcome { return d.outcome }
 // keyspaces are not touched: a store made for deciding has none.
 func (s *Store) Decide(partition int, e *event.Event, d *Decision) {
 	var p pending
+	d.by = s
 	if s.prepare(partition, e, d, &p) {
 		d.outcome = s.settle(e, d, &p)
 	}
 	if d.outcome != Applied {
 		s.count(d.outcome)
+		return
 	}
+	d.hs = [nDims]keyHash{}
+	s.hashValues(&d.vals, &d.hs)
 }
 
 // ApplyDecision counts an event decided by another store's Decide in this
@@ -357,10 +378,13 @@ func (s *Store) ApplyDecision(d *Decision) Outcome {
 		return d.outcome
 	}
 	s.epoch++
-	var hs [nDims]keyHash
-	s.hashValues(&d.vals, &hs)
-	s.findKeys(&d.vals, &hs)
-	return s.count(s.applyFound(&d.vals, &hs, d.t, &d.c))
+	hs := &d.hs
+	if s.decider == nil || d.by != s.decider {
+		hs = &[nDims]keyHash{}
+		s.hashValues(&d.vals, hs)
+	}
+	s.findKeys(&d.vals, hs)
+	return s.count(s.applyFound(&d.vals, hs, d.t, &d.c))
 }
 
 // pending is what prepare leaves for settle: the parts of the decision
