@@ -138,8 +138,8 @@ type Store struct {
 	// decider is the store whose decisions this one applies with the key
 	// hashes they carry (NewSharing); nil for a store that hashes its own.
 	decider *Store
-	dd          dedupe
-	attr        attrMemory
+	dd      dedupe
+	attr    attrMemory
 
 	idbuf    []byte // unescaped values of a key id being looked up (Values)
 	scratch  []byte // record body being encoded
