@@ -333,9 +333,8 @@ func (r *replay) replayBatch(evs []event.Event) error {
 		defer close(decided)
 		for c := range ready {
 			r.work(func() error {
-				for i := c * decideChunk; i < min(n, (c+1)*decideChunk); i++ {
-					r.decider.Decide(0, &evs[i], &r.dec[i])
-				}
+				lo, hi := c*decideChunk, min(n, (c+1)*decideChunk)
+				r.decider.DecideBatch(0, evs[lo:hi], r.dec[lo:hi])
 				return nil
 			})
 			close(ready[c])

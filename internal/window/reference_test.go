@@ -716,11 +716,43 @@ func TestDecideApplyAgainstReference(t *testing.T) {
 		sts := []*Store{NewSharing(decider, o, specs[:cut]), New(o, specs[cut:])}
 		refs := []*ref{newRef(o, specs[:cut]), newRef(o, specs[cut:])}
 		all := newRef(o, specs)
-		var d Decision
+		var evs []event.Event
+		var ds []Decision
 		for step := range 600 {
-			for _, ge := range g.next() {
-				decider.Decide(ge.p, ge.e, &d)
-				got := min(sts[0].ApplyDecision(&d), sts[1].ApplyDecision(&d))
+			// The events of a step, decided in runs of one partition by
+			// DecideBatch (every other step: the events of four steps,
+			// ordered by partition, as the reference sees them too) or
+			// one by one by Decide.
+			ges := g.next()
+			if step%2 == 0 {
+				for range 3 {
+					ges = append(ges, g.next()...)
+				}
+				slices.SortStableFunc(ges, func(a, b genEv) int { return a.p - b.p })
+			}
+			evs, ds = evs[:0], ds[:0]
+			for lo := 0; lo < len(ges); {
+				hi := lo + 1
+				for hi < len(ges) && ges[hi].p == ges[lo].p {
+					hi++
+				}
+				n := len(evs)
+				for _, ge := range ges[lo:hi] {
+					evs = append(evs, *ge.e)
+					ds = append(ds, Decision{})
+				}
+				if step%2 == 0 {
+					decider.DecideBatch(ges[lo].p, evs[n:], ds[n:])
+				} else {
+					for i := n; i < len(evs); i++ {
+						decider.Decide(ges[lo].p, &evs[i], &ds[i])
+					}
+				}
+				lo = hi
+			}
+			for i, ge := range ges {
+				d := &ds[i]
+				got := min(sts[0].ApplyDecision(d), sts[1].ApplyDecision(d))
 				want := all.apply(ge.p, ge.e)
 				refs[0].apply(ge.p, ge.e)
 				refs[1].apply(ge.p, ge.e)

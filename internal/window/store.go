@@ -369,6 +369,41 @@ func (s *Store) Decide(partition int, e *event.Event, d *Decision) {
 	s.hashValues(&d.vals, &d.hs)
 }
 
+// DecideBatch decides evs[i] into ds[i], in order, as Decide does. It
+// first reads the dedupe table where each event's entry would be: every
+// such read is a cache miss, and issued together, without the work of
+// deciding between them, they overlap.
+func (s *Store) DecideBatch(partition int, evs []event.Event, ds []Decision) {
+	var sink uint64
+	for i := range evs {
+		e := &evs[i]
+		st := 0
+		if e.Kind == event.KindStatus {
+			st = statusCode(e.Status)
+		}
+		if h := s.dedupeHash(e, st); h != 0 {
+			sink += s.dd.touch(h)
+		}
+	}
+	s.sink += uint32(sink)
+	for i := range evs {
+		s.Decide(partition, &evs[i], &ds[i])
+	}
+}
+
+// dedupeHash is the dedupe entry of e, whose status code is st (0 for
+// other kinds): (message id, status) for statuses, the event id
+// otherwise; 0 when it has neither.
+func (s *Store) dedupeHash(e *event.Event, st int) uint64 {
+	switch {
+	case st != 0 && e.MessageID != "":
+		return entryHash(maphash.String(s.seed, e.MessageID), st)
+	case e.ID != "":
+		return entryHash(maphash.String(s.seed, e.ID), tagEventID)
+	}
+	return 0
+}
+
 // ApplyDecision counts an event decided by another store's Decide in this
 // store's keyspaces and returns its outcome here; an event that does not
 // count changes nothing and returns why. This store's dedupe and
@@ -531,12 +566,7 @@ func (s *Store) settle(e *event.Event, d *Decision, p *pending) Outcome {
 	// callbacks (SMS queued, sending...) share it even when their event
 	// ids differ.
 	t, c, st := d.t, &d.c, p.st
-	var h uint64
-	if st != 0 && e.MessageID != "" {
-		h = entryHash(maphash.String(s.seed, e.MessageID), st)
-	} else if e.ID != "" {
-		h = entryHash(maphash.String(s.seed, e.ID), tagEventID)
-	}
+	h := s.dedupeHash(e, st)
 	at := -1
 	if h != 0 {
 		at = s.dd.find(h)
