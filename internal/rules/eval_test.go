@@ -75,6 +75,11 @@ func TestEvalHelpers(t *testing.T) {
 		`class("undeliverable") == 0`,
 		`baseline.class("throttle") == 1`,
 		`baseline.class("spam") == 0`,
+		// code and class run without runtime type guards: a dyn argument
+		// of another type than declared finds nothing, without failing.
+		`code(dyn("131048")) == 0`,
+		`code(dyn(131048.0)) == 7`,
+		`class(dyn(3)) == 0`,
 		// The rest of the environment.
 		`has_baseline`,
 		`labels["phone_number"] == "p1" && labels.severity == "critical" && labels.alertname == "T"`,
