@@ -71,6 +71,12 @@ type keyState struct {
 	// good while it stays the same (sealing appends records and trimming
 	// drops old ones, neither changes a record).
 	gen uint64
+	// applied counts the events applied to the key. Nothing else changes
+	// what the key holds for a period ahead of the span it keeps (sealing
+	// moves counts from dense buckets to records, trimming drops records
+	// older than that span), so a Period's answer for the same buckets
+	// holds while it stays the same.
+	applied uint64
 }
 
 // keyspace is the state of one Spec.
@@ -388,6 +394,7 @@ func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32,
 	}
 	k := &ks.keys[ki]
 	k.last = max(k.last, t)
+	k.applied++
 	for _, st := range c.states[:c.nStates] {
 		ks.states += k.setState(st.f, st.v, t)
 	}

@@ -69,6 +69,10 @@ type periodEnt struct {
 	from, to int64
 	v        quality.Values
 	vfails   []failAcc
+	// What v and vfails are the sums of: the key generation (0: none
+	// yet), its applied count and the buckets [vlo, vhi].
+	vgen, vapplied uint64
+	vlo, vhi       int64
 }
 
 // Parts are the parts of Values a caller asks a Period for; the
@@ -141,11 +145,25 @@ func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, parts Parts, dst
 
 // compute sets e's answer for [f, t).
 func (p *Period) compute(ks *keyspace, key *keyState, e *periodEnt, f, t int64) {
+	lo, hi := int64(1), int64(0) // no bucket
+	if key.newest != noBucket && f < t {
+		lo, hi = max(floorDiv(f, ks.res), key.newest-ks.n+1), floorDiv(t-1, ks.res)
+	}
+	if e.vgen == key.gen && e.vapplied == key.applied && e.vlo == lo && e.vhi == hi {
+		// The same buckets of a key that counted nothing since: the same
+		// sums. Only the latest state depends on t.
+		if key.latest != nil {
+			v := &e.v
+			v.QualityEvent, v.MessagingTier, v.TemplateStatus = "", "", ""
+			v.TemplateQuality, v.AccountEvent, v.AccountBanState = "", "", ""
+			key.latest.fill(v, t)
+		}
+		return
+	}
+	e.vgen, e.vapplied, e.vlo, e.vhi = key.gen, key.applied, lo, hi
 	var fb [8]failAcc
 	a := accum{fails: fb[:0]}
-	if key.newest != noBucket && f < t {
-		lo := max(floorDiv(f, ks.res), key.newest-ks.n+1)
-		hi := floorDiv(t-1, ks.res)
+	if lo <= hi {
 		p.sealed(ks, key, e, lo, min(hi, key.hotFloor-1))
 		a.n = e.n
 		for _, fc := range e.fails {
