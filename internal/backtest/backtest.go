@@ -48,6 +48,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"vigia/internal/alert"
@@ -248,9 +249,12 @@ type replay struct {
 
 	window window.Options
 	// decider decides every event once for all the parts (dedupe,
-	// attribution: window.Store.Decide), ahead of them, into dec.
+	// attribution: window.Store.Decide), ahead of them, into ring: chunk
+	// c of a batch goes to ring[c%decideAhead], which left counts the
+	// parts still to replay.
 	decider *window.Store
-	dec     []window.Decision
+	ring    [decideAhead][decideChunk]window.Decision
+	left    [decideAhead]atomic.Int32
 
 	events   int64
 	last     int64         // event time of the last event
@@ -317,24 +321,47 @@ func (r *replay) batch(evs []event.Event) error {
 // that waking them costs little per event.
 const decideChunk = 512
 
+// decideAhead is how many chunks the decider may be ahead of the slowest
+// part: enough to keep the parts busy while it waits for a core, few
+// enough that the decisions (about 450 bytes each) stay in the cache
+// between the decider writing and the parts reading them, whatever the
+// size of the source's batches (the ClickHouse source gives an hour of
+// events at a time).
+const decideAhead = 8
+
 // replayBatch decides the events of a batch on a goroutine of its own and
 // replays each chunk in every part, each on its goroutine, as soon as it
 // is decided. It returns when the decider and every part are done with
 // the batch: the source may reuse its memory afterwards.
 func (r *replay) replayBatch(evs []event.Event) error {
 	n := len(evs)
-	r.dec = slices.Grow(r.dec[:0], n)[:n]
+	chunk := func(c int) (int, int) { return c * decideChunk, min(n, (c+1)*decideChunk) }
 	ready := make([]chan struct{}, (n+decideChunk-1)/decideChunk)
 	for i := range ready {
 		ready[i] = make(chan struct{})
 	}
+	// A token per free slot of the ring; stop ends the batch early when a
+	// part fails, so that nobody waits for a chunk that will not come.
+	free := make(chan struct{}, decideAhead)
+	for range decideAhead {
+		free <- struct{}{}
+	}
+	stop := make(chan struct{})
+	var stopOnce sync.Once
 	decided := make(chan struct{})
 	go func() {
 		defer close(decided)
 		for c := range ready {
+			select {
+			case <-free:
+			case <-stop:
+				return
+			}
+			lo, hi := chunk(c)
+			slot := c % decideAhead
+			r.left[slot].Store(int32(len(r.parts)))
 			r.work(func() error {
-				lo, hi := c*decideChunk, min(n, (c+1)*decideChunk)
-				r.decider.DecideBatch(0, evs[lo:hi], r.dec[lo:hi])
+				r.decider.DecideBatch(0, evs[lo:hi], r.ring[slot][:hi-lo])
 				return nil
 			})
 			close(ready[c])
@@ -342,10 +369,22 @@ func (r *replay) replayBatch(evs []event.Event) error {
 	}()
 	err := r.each(func(p *part) error {
 		for c := range ready {
-			<-ready[c]
-			lo, hi := c*decideChunk, min(n, (c+1)*decideChunk)
-			if err := r.work(func() error { return p.run(r.ctx, evs[lo:hi], r.dec[lo:hi], p.outcomes[lo:hi]) }); err != nil {
+			select {
+			case <-ready[c]:
+			case <-stop:
+				return nil
+			}
+			lo, hi := chunk(c)
+			slot := c % decideAhead
+			err := r.work(func() error { return p.run(r.ctx, evs[lo:hi], r.ring[slot][:hi-lo], p.outcomes[lo:hi]) })
+			if err != nil {
+				stopOnce.Do(func() { close(stop) })
 				return err
+			}
+			// Chunks end in order in every part, so the last part to end
+			// chunk c frees its slot before any later chunk's.
+			if r.left[slot].Add(-1) == 0 {
+				free <- struct{}{}
 			}
 		}
 		return nil

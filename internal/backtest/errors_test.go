@@ -109,6 +109,38 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// cancelSource cancels the replay's context, then hands its events over
+// in one batch: the parts see the cancellation in the middle of it.
+type cancelSource struct {
+	events []event.Event
+	cancel context.CancelFunc
+}
+
+func (s cancelSource) Events(_ context.Context, _, _ time.Time, fn func([]event.Event) error) error {
+	s.cancel()
+	return fn(s.events)
+}
+
+// TestCancelMidBatch: a replay cancelled while its parts and the decider
+// are inside one batch stops with the context's error, with every
+// goroutine of the batch ended (a part waiting for a chunk the decider
+// will not decide, or the decider for a slot, would hang here).
+func TestCancelMidBatch(t *testing.T) {
+	// Twelve hours evaluated every 10 s: a part checks its context every
+	// 1,024 instants (evalBefore), here a quarter of the way through.
+	o := genOptions{Seed: 3, Start: time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC), Duration: 12 * time.Hour,
+		Rate: 0.5, Numbers: 20, WABAs: 2, Templates: 5, Users: 500}
+	events := NewMemory(generate(o)).events
+	for _, par := range []int{1, 2, 4} {
+		ctx, cancel := context.WithCancel(context.Background())
+		_, err := Run(ctx, cancelSource{events, cancel}, loadRules(t, "../../rules"),
+			Options{From: o.Start, To: o.Start.Add(o.Duration), Parallelism: par})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("parallelism %d: error %v, want context.Canceled", par, err)
+		}
+	}
+}
+
 // TestProgress: the bar is redrawn on one line with \r, and the last line
 // holds the totals. The clock advances 150 ms per reading.
 func TestProgress(t *testing.T) {
