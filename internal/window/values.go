@@ -187,6 +187,7 @@ func rate(num, den int64) float64 {
 // samples spread evenly between the bin's bounds (the first bin starts at
 // 0). The last bin has no upper bound and answers its lower one (1 h).
 func quantile(hist *[nLatBins]uint64, total uint64, q float64) float64 {
+	bounds := &latencySeconds
 	rank := q * float64(total)
 	var cum float64
 	for i, c := range hist {
@@ -195,18 +196,27 @@ func quantile(hist *[nLatBins]uint64, total uint64, q float64) float64 {
 		}
 		lo := 0.0
 		if i > 0 {
-			lo = latencyBounds[i-1].Seconds()
+			lo = bounds[i-1]
 		}
 		if cum+float64(c) >= rank {
 			if i == nLatBins-1 {
 				return lo
 			}
-			return lo + (latencyBounds[i].Seconds()-lo)*(rank-cum)/float64(c)
+			return lo + (bounds[i]-lo)*(rank-cum)/float64(c)
 		}
 		cum += float64(c)
 	}
-	return latencyBounds[len(latencyBounds)-1].Seconds()
+	return bounds[len(bounds)-1]
 }
+
+// latencySeconds are latencyBounds in seconds, for quantile: converting a
+// Duration divides, and Periods ask for two quantiles per key and instant.
+var latencySeconds = func() (out [len(latencyBounds)]float64) {
+	for i, b := range latencyBounds {
+		out[i] = b.Seconds()
+	}
+	return out
+}()
 
 // stateEntry is one latest-state change of a key.
 type stateEntry struct {
