@@ -13,7 +13,7 @@ import (
 // related status (sent for a delivered), at about 45 bytes an entry. Here
 // an entry lives in one of a few adjacent sets of 4 ways (usually the
 // first: one cache line), chosen by the upper 32 bits of its hash. The
-// attribution table probes two sets. The dedupe table probes eight
+// attribution table probes four sets (atProbes). The dedupe table probes eight
 // (ddProbes): the statuses of one message share their placement bits (see
 // entryHash), so that finding the sent of a delivered costs nothing more,
 // which packs three or four entries of one message into one set; with two
@@ -35,6 +35,12 @@ const ways = 4
 
 // ddProbes is how many adjacent sets a dedupe entry may go to.
 const ddProbes = 8
+
+// atProbes is how many adjacent sets an attribution may go to. Its
+// entries do not cluster as a message's statuses do, but with two sets a
+// few full windows at 5 % load still grew the table to its bound and
+// then evicted current entries (TestAttributionDoesNotEvictAtLowLoad).
+const atProbes = 4
 
 // noCutoff is the cutoff before the first Expire: nothing is forgotten.
 const noCutoff = math.MinInt64
@@ -265,7 +271,7 @@ func (a *attrMemory) internOf(attr *event.Attribution) *event.Attribution {
 
 func (a *attrMemory) find(h uint64) int {
 	s := setIndex(h, len(a.sets))
-	for range 2 {
+	for range atProbes {
 		st := &a.sets[s]
 		full := true
 		for w := range ways {
@@ -316,13 +322,9 @@ func (a *attrMemory) record(h uint64, i int, t int64, attr *event.Attribution) {
 
 func (a *attrMemory) insert(h uint64, t int64, p *event.Attribution) {
 	for {
-		s := setIndex(h, len(a.sets))
-		s2 := s + 1
-		if s2 == len(a.sets) {
-			s2 = 0
-		}
+		si := setIndex(h, len(a.sets))
 		victim, vt := -1, int64(math.MaxInt64)
-		for _, si := range [2]int{s, s2} {
+		for range atProbes {
 			st := &a.sets[si]
 			for w := range ways {
 				switch {
@@ -337,12 +339,15 @@ func (a *attrMemory) insert(h uint64, t int64, p *event.Attribution) {
 					victim, vt = si*ways+w, st.t[w]
 				}
 			}
+			if si++; si == len(a.sets) {
+				si = 0
+			}
 		}
 		if a.maxSets == 0 || len(a.sets) < a.maxSets {
 			a.grow()
 			continue
 		}
-		// The least recently recorded of the 8 makes room.
+		// The least recently recorded of the slots it may go to makes room.
 		st := &a.sets[victim/ways]
 		st.h[victim%ways], st.t[victim%ways], st.a[victim%ways] = h, t, p
 		a.evicted++
