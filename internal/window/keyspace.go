@@ -71,6 +71,10 @@ type keyState struct {
 	// good while it stays the same (sealing appends records and trimming
 	// drops old ones, neither changes a record).
 	gen uint64
+	// trimmed counts the bytes trim has dropped from the front of cold
+	// since the key came: a Period finds a record again at trimmed plus
+	// its offset then, minus trimmed now.
+	trimmed int
 	// applied counts the events applied to the key. Nothing else changes
 	// what the key holds for a period ahead of the span it keeps (sealing
 	// moves counts from dense buckets to records, trimming drops records
@@ -516,6 +520,7 @@ func (ks *keyspace) trim(k *keyState, cutoff int64) {
 	}
 	if off > 0 {
 		ks.setCold(k, k.cold[:copy(k.cold, k.cold[off:])])
+		k.trimmed += off
 	}
 }
 

@@ -64,7 +64,12 @@ type periodEnt struct {
 	lo, hi int64
 	n      [nCounters]uint64
 	fails  []failAcc
-
+	// at and end are where the first record with index lo or later, and
+	// the first after hi, are in the key's cold records, counted from
+	// before any trim (see keyState.trimmed): moving forward reads only
+	// the records that leave the period (from at) and those that enter
+	// it (from end), not the whole period again.
+	at, end  int
 	epoch    uint64
 	from, to int64
 	v        quality.Values
@@ -198,7 +203,7 @@ func (p *Period) compute(ks *keyspace, key *keyState, e *periodEnt, f, t int64) 
 // when hi < lo).
 func (p *Period) sealed(ks *keyspace, key *keyState, e *periodEnt, lo, hi int64) {
 	if hi < lo {
-		e.gen, e.lo, e.hi = key.gen, lo, lo-1
+		e.gen, e.lo, e.hi, e.at, e.end = key.gen, lo, lo-1, key.trimmed, key.trimmed
 		e.n = [nCounters]uint64{}
 		e.fails = e.fails[:0]
 		return
@@ -210,27 +215,43 @@ func (p *Period) sealed(ks *keyspace, key *keyState, e *periodEnt, lo, hi int64)
 		if lo == e.lo && hi == e.hi {
 			return
 		}
-		for off := 0; off < len(key.cold); {
+		// Trimming dropped only records before e.lo, so before at. A
+		// cursor too early costs a few reads, never a wrong sum: records
+		// are checked against the old period before they count.
+		off := max(0, e.at-key.trimmed)
+		for off < len(key.cold) {
 			idx, body, next := recordAt(key.cold, off, key.newest)
-			switch {
-			case idx > hi:
-				off = len(key.cold)
-				continue
-			case idx < lo && idx >= e.lo:
+			if idx >= lo {
+				break
+			}
+			if idx >= e.lo {
 				e.fails = subBody(key.cold, body, &e.n, e.fails)
-			case idx > e.hi && idx >= lo:
+			}
+			off = next
+		}
+		at := off
+		for off = max(at, e.end-key.trimmed); off < len(key.cold); {
+			idx, body, next := recordAt(key.cold, off, key.newest)
+			if idx > hi {
+				break
+			}
+			if idx > e.hi {
 				e.fails = decodeBody(key.cold, body, &e.n, e.fails)
 			}
 			off = next
 		}
-		e.lo, e.hi = lo, hi
+		e.lo, e.hi, e.at, e.end = lo, hi, key.trimmed+at, key.trimmed+off
 		return
 	}
 	e.gen, e.lo, e.hi = key.gen, lo, hi
 	e.n = [nCounters]uint64{}
 	e.fails = e.fails[:0]
-	for off := 0; off < len(key.cold); {
+	off, at := 0, -1
+	for off < len(key.cold) {
 		idx, body, next := recordAt(key.cold, off, key.newest)
+		if at < 0 && idx >= lo {
+			at = off
+		}
 		if idx > hi {
 			break
 		}
@@ -239,6 +260,10 @@ func (p *Period) sealed(ks *keyspace, key *keyState, e *periodEnt, lo, hi int64)
 		}
 		off = next
 	}
+	if at < 0 { // no record at or after lo yet
+		at = off
+	}
+	e.at, e.end = key.trimmed+at, key.trimmed+off
 }
 
 // subBody subtracts the record body at cold[off:] from the counters and
