@@ -104,7 +104,9 @@
 // A Period answers the same for one period per key that moves forward with
 // the evaluation clock (a rule's window, or its baseline): it keeps each
 // key's sum of sealed buckets between calls and decodes only the buckets
-// that entered or left, which is what makes evaluating every key at every
+// that entered or left (finding them from where the last call left off),
+// and keeps its answer while the key counted nothing and the period covers
+// the same buckets, which is what makes evaluating every key at every
 // instant cheap. AppendKeyRefs lists keys by slot for it, without labels.
 //
 // The sent→delivered latency histogram has fixed bins (upper bounds 1 s,
@@ -150,6 +152,17 @@
 // when the kernel allows. In steady state Apply allocates nothing. Measured
 // (memory_test.go): 1.0 KB a key at 500 events/s over 10,000 numbers and six
 // keyspaces, 1.5 KB at 2,000 events/s, 2.3 KB for a key busy in every bucket.
+//
+// # Deciding once for several stores
+//
+// Apply decides an event (watermark, dedupe, attribution: Decision) and
+// counts it in the store's keyspaces. Decide and ApplyDecision split the
+// two, so that stores holding different keyspaces count the same decided
+// events, as one store would: a backtest decides each event once, on a
+// store without keyspaces, and its parallel engines apply the decisions.
+// Stores made by NewSharing share the deciding store's hash seeds and take
+// the key hashes from its decisions. DecideBatch reads the dedupe table
+// for a whole batch before deciding it, so that its cache misses overlap.
 //
 // # Outcomes and stats
 //
