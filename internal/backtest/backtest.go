@@ -322,7 +322,7 @@ const decideChunk = 512
 
 // decideAhead is how many chunks the decider may be ahead of the slowest
 // part: enough to keep the parts busy while it waits for a core, few
-// enough that the decisions (about 450 bytes each) stay in the cache
+// enough that the decisions (336 bytes each) stay in the cache
 // between the decider writing and the parts reading them, whatever the
 // size of the source's batches (the ClickHouse source gives an hour of
 // events at a time).
