@@ -480,13 +480,15 @@ func (r *replay) boundWarnings() []string {
 	if dedupe > 0 {
 		out = append(out, fmt.Sprintf("the dedupe memory (evaluator.max_dedupe = %d) overflowed: %d (message, status) pairs "+
 			"were forgotten within evaluator.dedupe_horizon, so a later duplicate of one counted again; which ones depends on "+
-			"hash seeds, so another run can differ in such counts; raise evaluator.max_dedupe above the pairs in one horizon",
+			"hash seeds, so another run can differ in such counts; raise evaluator.max_dedupe to several times the pairs in one "+
+			"horizon (the table starts forgetting a few from about a quarter full)",
 			r.window.MaxDedupe, dedupe))
 	}
 	if attribution > 0 {
 		out = append(out, fmt.Sprintf("the attribution memory (evaluator.max_attribution = %d) overflowed: %d attributions "+
 			"were forgotten before evaluator.attribution_ttl, so some later opt-outs were not attributed to a template; which "+
-			"ones depends on hash seeds, so another run can differ; raise evaluator.max_attribution",
+			"ones depends on hash seeds, so another run can differ; raise evaluator.max_attribution to several times the "+
+			"(number, user) pairs within evaluator.attribution_ttl",
 			r.window.MaxAttribution, attribution))
 	}
 	return out
