@@ -75,9 +75,11 @@ type periodEnt struct {
 	v        quality.Values
 	vfails   []failAcc
 	// What v and vfails are the sums of: the key generation (0: none
-	// yet), its applied count and the buckets [vlo, vhi].
+	// yet), its applied count and the buckets [vlo, vhi]; vsealed when
+	// they were all sealed (before the key's hot floor).
 	vgen, vapplied uint64
 	vlo, vhi       int64
+	vsealed        bool
 }
 
 // Parts are the parts of Values a caller asks a Period for; the
@@ -154,9 +156,12 @@ func (p *Period) compute(ks *keyspace, key *keyState, e *periodEnt, f, t int64) 
 	if key.newest != noBucket && f < t {
 		lo, hi = max(floorDiv(f, ks.res), key.newest-ks.n+1), floorDiv(t-1, ks.res)
 	}
-	if e.vgen == key.gen && e.vapplied == key.applied && e.vlo == lo && e.vhi == hi {
-		// The same buckets of a key that counted nothing since: the same
-		// sums. Only the latest state depends on t.
+	if e.vgen == key.gen && e.vlo == lo && e.vhi == hi && (e.vapplied == key.applied || e.vsealed) {
+		// The same buckets of a key that counted nothing since, or that
+		// were all sealed (a baseline): the same sums. Events since then
+		// went to later buckets, or rewrote a record and changed the
+		// generation; sealing appends records after the period, trimming
+		// drops records before it. Only the latest state depends on t.
 		if key.latest != nil {
 			v := &e.v
 			v.QualityEvent, v.MessagingTier, v.TemplateStatus = "", "", ""
@@ -165,7 +170,7 @@ func (p *Period) compute(ks *keyspace, key *keyState, e *periodEnt, f, t int64) 
 		}
 		return
 	}
-	e.vgen, e.vapplied, e.vlo, e.vhi = key.gen, key.applied, lo, hi
+	e.vgen, e.vapplied, e.vlo, e.vhi, e.vsealed = key.gen, key.applied, lo, hi, hi < key.hotFloor
 	var fb [8]failAcc
 	a := accum{fails: fb[:0]}
 	if lo <= hi {
