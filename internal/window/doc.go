@@ -105,9 +105,9 @@
 // the evaluation clock (a rule's window, or its baseline): it keeps each
 // key's sum of sealed buckets between calls and decodes only the buckets
 // that entered or left (finding them from where the last call left off),
-// and keeps its answer while the key counted nothing and the period covers
-// the same buckets, which is what makes evaluating every key at every
-// instant cheap. AppendKeyRefs lists keys by slot for it, without labels.
+// and keeps its answer while the period covers the same buckets and the key
+// counted nothing since (or those buckets were all sealed), which is what
+// makes evaluating every key at every instant cheap. AppendKeyRefs lists keys by slot for it, without labels.
 //
 // The sent→delivered latency histogram has fixed bins (upper bounds 1 s,
 // 2 s, 5 s, 10 s, 20 s, 30 s, 1 m, 2 m, 5 m, 10 m, 30 m, 1 h, then +inf); a
