@@ -472,12 +472,12 @@ func (r *replay) report(i int, set *rules.Set) *Report {
 	return rep
 }
 
-// boundWarnings says when the dedupe or attribution memory of a set's
-// stores overflowed. The entries dropped then depend on the store's
-// per-process hash seeds, so another run of the same backtest may count
+// boundWarnings says when the decider's dedupe or attribution memory
+// overflowed (the parts' stores keep none). The entries dropped then
+// depend on its per-process hash seeds, so another run of the same backtest may count
 // a few duplicates or attributions differently (the package comment).
 func (r *replay) boundWarnings() []string {
-	st := r.decider.Stats() // the parts' stores do not dedupe: the decider does
+	st := r.decider.Stats()
 	dedupe, attribution := st.DedupeEvicted, st.AttributionEvicted
 	var out []string
 	if dedupe > 0 {

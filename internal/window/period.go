@@ -163,10 +163,7 @@ func (p *Period) compute(ks *keyspace, key *keyState, e *periodEnt, f, t int64) 
 		// generation; sealing appends records after the period, trimming
 		// drops records before it. Only the latest state depends on t.
 		if key.latest != nil {
-			v := &e.v
-			v.QualityEvent, v.MessagingTier, v.TemplateStatus = "", "", ""
-			v.TemplateQuality, v.AccountEvent, v.AccountBanState = "", "", ""
-			key.latest.fill(v, t)
+			key.latest.fill(&e.v, t)
 		}
 		return
 	}

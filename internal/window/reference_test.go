@@ -757,9 +757,9 @@ func TestDecideApplyAgainstReference(t *testing.T) {
 				refs[0].apply(ge.p, ge.e)
 				refs[1].apply(ge.p, ge.e)
 				if got != want {
-					t.Fatalf("iteration %d step %d: Decide/ApplyDecision(%d, %+v) = %v (counts %v), reference %v", it, step, ge.p, *ge.e, got, d.Counts(), want)
+					t.Fatalf("iteration %d step %d: Decide/ApplyDecision(%d, %+v) = %v (decided %v), reference %v", it, step, ge.p, *ge.e, got, d.Outcome(), want)
 				}
-				if !d.Counts() && d.Outcome() != want {
+				if d.Outcome() != Applied && d.Outcome() != want {
 					t.Fatalf("iteration %d step %d: decided %v, reference %v", it, step, d.Outcome(), want)
 				}
 			}

@@ -343,17 +343,13 @@ type Decision struct {
 	by      *Store         // the store that decided
 }
 
-// Counts reports whether the event is to be counted (ApplyDecision then
-// gives its outcome); otherwise Outcome says why not.
-func (d *Decision) Counts() bool { return d.outcome == Applied }
-
 // Outcome is the event's outcome when it does not count; Applied when it
-// does, before any keyspace has counted it.
+// is to be counted (ApplyDecision then gives its outcome in a store).
 func (d *Decision) Outcome() Outcome { return d.outcome }
 
 // Decide decides e, read from partition, as Apply would, updating the
 // watermark and the dedupe and attribution memories, and counts in this
-// store only the events that do not count (d.Counts() false). The store's
+// store only the events that do not count (d.Outcome() not Applied). The store's
 // keyspaces are not touched: a store made for deciding has none.
 func (s *Store) Decide(partition int, e *event.Event, d *Decision) {
 	var p pending

@@ -260,8 +260,11 @@ func (k *keyState) setState(f uint8, v string, t int64) int {
 	return 1
 }
 
-// fill sets the state fields of v to the last change at or before to.
+// fill sets the state fields of v to the last change at or before to, ""
+// for a field with none.
 func (l *latestState) fill(v *quality.Values, to int64) {
+	v.QualityEvent, v.MessagingTier, v.TemplateStatus = "", "", ""
+	v.TemplateQuality, v.AccountEvent, v.AccountBanState = "", "", ""
 	var done [nFields]bool
 	for i := len(l.hist) - 1; i >= 0; i-- {
 		e := &l.hist[i]
