@@ -137,9 +137,9 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "reached":
 		return types.Int(v.Reached), true
 	case "failures_by_code":
-		return v.FailuresByCode, true
+		return countMap[int64](v.FailuresByCode), true
 	case "failures_by_class":
-		return v.FailuresByClass, true
+		return countMap[string](v.FailuresByClass), true
 	case "opt_outs":
 		return types.Int(v.OptOuts), true
 	case "inbound":

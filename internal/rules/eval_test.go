@@ -88,6 +88,16 @@ func TestEvalHelpers(t *testing.T) {
 		`math.abs(pct_change(delivery_rate, baseline.delivery_rate)) > 0.2`,
 		`quality_event in ["FLAGGED", "DOWNGRADE"]`,
 		`failures_by_class.exists(c, c == "spam" && failures_by_class[c] > 5)`,
+		// The failure maps as maps (countMap): index, membership, size,
+		// iteration, equality, and CEL's numeric keys of other types.
+		`failures_by_code[131048] == 7 && failures_by_class["spam"] == 7`,
+		`131048 in failures_by_code && !(5 in failures_by_code) && "throttle" in failures_by_class && !("x" in failures_by_class)`,
+		`dyn(131048.0) in failures_by_code && failures_by_code[dyn(131048u)] == 7 && failures_by_code[dyn(130429.0)] == 3`,
+		`size(failures_by_code) == 2 && size(failures_by_class) == 2`,
+		`failures_by_code.all(c, failures_by_code[c] > 0) && failures_by_code.exists_one(c, c == 130429)`,
+		`failures_by_code == {131048: 7, 130429: 3} && {"throttle": 3, "spam": 7} == failures_by_class`,
+		`failures_by_code != baseline.failures_by_code && baseline.failures_by_code != failures_by_code`,
+		`failures_by_code.filter(c, c > 131000) == [131048]`,
 		`latency_p90 > 2.0 && latency_samples == 0`,
 		// Typical conditions.
 		`attempts >= 200 && delivery_rate < baseline.delivery_rate * 0.8`,
