@@ -399,24 +399,38 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 		}
 
 		e.Evaluations++
-		var cond, resolve bool
+		var cond bool
 		// A memo is used only while the round's context is live: past its
 		// deadline every evaluation fails, memo or not.
 		if rd.same(&kc.memo, in) && ctx.Err() == nil {
-			cond, resolve = kc.memo.cond, kc.memo.resolve
+			cond = kc.memo.cond
 		} else {
 			var err error
-			cond, resolve, err = r.Conditions(ctx, in)
-			if err != nil {
-				kc.memo.ok = false
-				e.EvalFailures++
-				e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, kc.labels, err)
+			if cond, err = r.Fire(ctx, in); err != nil {
+				e.evalFailed(rs, kc, err)
 				continue
 			}
-			rd.keep(&kc.memo, in, cond, resolve)
+			rd.keep(&kc.memo, in, cond)
 		}
 		if !cond && !rs.tracker.Has(kc.fp) {
 			continue // the tracker would change nothing: no need for the whole input
+		}
+		// The tracker reads the resolve condition only for an alert it
+		// holds whose condition is false (a firing one clears on it): most
+		// evaluations never need it, and it is evaluated only then. The
+		// memo keeps it for the same input.
+		resolve := !cond
+		if !cond && r.ResolveWhen != nil {
+			if kc.memo.resolveKnown {
+				resolve = kc.memo.resolve
+			} else {
+				var err error
+				if resolve, err = r.Resolve(ctx, in, cond); err != nil {
+					e.evalFailed(rs, kc, err)
+					continue
+				}
+				kc.memo.resolve, kc.memo.resolveKnown = resolve, true
+			}
 		}
 		// The alert's record carries the whole values and baseline: the
 		// parts the conditions did not need are computed now (the Periods
@@ -446,6 +460,16 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 		out = append(out, *a)
 	}
 	return out
+}
+
+// evalFailed records a failed evaluation of a key; its memo is dropped,
+// so that the next evaluation runs (and fails) again rather than reusing
+// an outcome from before.
+func (e *Engine) evalFailed(rs *ruleState, kc *keyCache, err error) {
+	r := rs.rule
+	kc.memo.ok = false
+	e.EvalFailures++
+	e.LastEvalError = fmt.Errorf("%s:%d: %s %v: %w", r.File, r.Line, r.Alert, kc.labels, err)
 }
 
 // numbersByWABA counts, per WABA, the numbers with enough attempts in the

@@ -233,11 +233,14 @@ func (a *analysis) visit(e ast.Expr) {
 
 // memo is the input and outcome of a key's last successful evaluation.
 type memo struct {
-	ok              bool
-	cur, base       quality.Values // only the fields read are meaningful
-	hasBase         bool
-	cond, resolve   bool
-	curMap, baseMap mapCopy
+	ok        bool
+	cur, base quality.Values // only the fields read are meaningful
+	hasBase   bool
+	cond      bool
+	// resolve is the resolve condition for the same input, when
+	// resolveKnown: it is evaluated only when needed (see evalRule).
+	resolve, resolveKnown bool
+	curMap, baseMap       mapCopy
 }
 
 // mapCopy holds a memo's own copies of failure maps.
@@ -263,8 +266,8 @@ func (rd *reads) same(m *memo, in *rules.Input) bool {
 	return true
 }
 
-func (rd *reads) keep(m *memo, in *rules.Input, cond, resolve bool) {
-	m.ok, m.cond, m.resolve, m.hasBase = true, cond, resolve, in.HasBaseline
+func (rd *reads) keep(m *memo, in *rules.Input, cond bool) {
+	m.ok, m.cond, m.resolveKnown, m.hasBase = true, cond, false, in.HasBaseline
 	m.cur, m.base = in.Values, in.Baseline
 	// The failure maps of in belong to the window's Periods, which reuse
 	// them for the next key.

@@ -123,21 +123,38 @@ func (r *Rule) Guard(v *quality.Values) bool {
 
 // Conditions evaluates the rule for one key with the min_volume semantics
 // of Guard: fire is When, resolve is ResolveWhen (or !fire without one);
-// below the minimum volume fire is false and resolve true.
+// below the minimum volume fire is false and resolve true. It is Fire and
+// then Resolve, both evaluated.
 func (r *Rule) Conditions(ctx context.Context, in *Input) (fire, resolve bool, err error) {
-	if !r.Guard(&in.Values) {
-		return false, true, nil
-	}
-	if fire, err = r.When.Eval(ctx, in); err != nil {
+	if fire, err = r.Fire(ctx, in); err != nil {
 		return false, false, err
 	}
-	if r.ResolveWhen == nil {
-		return fire, !fire, nil
-	}
-	if resolve, err = r.ResolveWhen.Eval(ctx, in); err != nil {
+	if resolve, err = r.Resolve(ctx, in, fire); err != nil {
 		return false, false, err
 	}
 	return fire, resolve, nil
+}
+
+// Fire evaluates When for one key: false below the minimum volume (Guard).
+func (r *Rule) Fire(ctx context.Context, in *Input) (bool, error) {
+	if !r.Guard(&in.Values) {
+		return false, nil
+	}
+	return r.When.Eval(ctx, in)
+}
+
+// Resolve evaluates the resolve condition for one key whose When is fire:
+// true below the minimum volume, ResolveWhen, or !fire without one. An
+// alert reads it only while firing with When false, so the engine asks for
+// it only then (see alert.Tracker).
+func (r *Rule) Resolve(ctx context.Context, in *Input, fire bool) (bool, error) {
+	if !r.Guard(&in.Values) {
+		return true, nil
+	}
+	if r.ResolveWhen == nil {
+		return !fire, nil
+	}
+	return r.ResolveWhen.Eval(ctx, in)
 }
 
 // UsesBaseline reports whether the rule's conditions read the baseline.
