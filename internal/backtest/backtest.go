@@ -636,8 +636,8 @@ func (s *schedule) advance(at time.Time) {
 }
 
 // split divides set into at most n sets of whole keyspaces (the rules
-// reading the same dimensions at the same resolution stay together, so
-// that no keyspace is kept twice), balanced by ruleCost. Groups keep their
+// reading the same keyspace stay together, so that no keyspace is kept
+// twice), balanced by ruleCost. Groups keep their
 // names and intervals in each.
 func split(set *rules.Set, n int) []*rules.Set {
 	type cluster struct {
@@ -645,15 +645,36 @@ func split(set *rules.Set, n int) []*rules.Set {
 		cost  float64
 	}
 	var clusters []*cluster
-	byKey := map[string]*cluster{}
+	byKey := map[string]*cluster{} // keyspace name -> the cluster reading it
 	for _, g := range set.Groups {
 		for _, r := range g.Rules {
-			key := fmt.Sprint(r.By, r.Resolution)
-			c := byKey[key]
+			// A rule joins every cluster reading one of its keyspaces
+			// (a rule over WABAs reads its numbers' too), merging them.
+			var c *cluster
+			keys := engine.Keyspaces(r)
+			for _, k := range keys {
+				other := byKey[k]
+				switch {
+				case other == nil || other == c:
+				case c == nil:
+					c = other
+				default:
+					maps.Copy(c.rules, other.rules)
+					c.cost += other.cost
+					for k2, c2 := range byKey {
+						if c2 == other {
+							byKey[k2] = c
+						}
+					}
+					clusters = slices.DeleteFunc(clusters, func(x *cluster) bool { return x == other })
+				}
+			}
 			if c == nil {
 				c = &cluster{rules: map[*rules.Rule]bool{}}
-				byKey[key] = c
 				clusters = append(clusters, c)
+			}
+			for _, k := range keys {
+				byKey[k] = c
 			}
 			c.rules[r] = true
 			c.cost += ruleCost(r, g.Interval)

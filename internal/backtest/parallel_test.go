@@ -94,7 +94,9 @@ func TestSplit(t *testing.T) {
 	if len(where) != len(RuleNames(pack)) {
 		t.Errorf("%d rules in the parts, want %d", len(where), len(RuleNames(pack)))
 	}
-	for _, pair := range [][2]string{{"DeliveryRateDrop", "DeliveryLatencyRising"}, {"SpamRateLimitSpike", "ThroughputErrors"}} {
+	// PlatformDegradation reads the numbers of each WABA from the phone
+	// number keyspace of DeliveryRateDrop (at 1m).
+	for _, pair := range [][2]string{{"DeliveryRateDrop", "DeliveryLatencyRising"}, {"SpamRateLimitSpike", "ThroughputErrors"}, {"DeliveryRateDrop", "PlatformDegradation"}} {
 		if where[pair[0]] != where[pair[1]] {
 			t.Errorf("%s and %s read one keyspace but are in different parts", pair[0], pair[1])
 		}

@@ -44,7 +44,7 @@ type Options struct {
 type ruleState struct {
 	rule    *rules.Rule
 	spec    int
-	numbers int // keyspace [waba, phone_number] for numbers_active/degraded; -1 if the rule has none
+	numbers int // keyspace [phone_number] following waba, for numbers_active/degraded; -1 if the rule has none
 	tracker *alert.Tracker
 
 	// The window and the baseline of every key, and for numbers_active
@@ -54,11 +54,10 @@ type ruleState struct {
 	// keys caches, per slot of the rule's keyspace, what does not change
 	// while the key lives: labels and fingerprint. fps finds a slot by
 	// fingerprint, for Absent.
-	keys   []keyCache
-	fps    map[string]int32
-	round  uint64 // the current round; keys evaluated in it have it
-	numKey []numberKey
-	numBy  map[string][2]int64 // numbers per WABA, rebuilt every round
+	keys  []keyCache
+	fps   map[string]int32
+	round uint64              // the current round; keys evaluated in it have it
+	numBy map[string][2]int64 // numbers per WABA, rebuilt every round
 
 	// reads is what the rule's guard and conditions read, for the memo of
 	// each key (see memo.go).
@@ -77,11 +76,6 @@ type keyCache struct {
 	fp     string            // the tracker's fingerprint of alert
 	round  uint64            // the last round the key was evaluated in
 	memo   memo              // its last successful evaluation
-}
-
-// numberKey is a key of the numbers keyspace: its id and WABA.
-type numberKey struct {
-	id, waba string
 }
 
 // Numbers degraded: what numbers_active and numbers_degraded count (see
@@ -154,11 +148,31 @@ func specsFor(set *rules.Set) ([]window.Spec, map[*rules.Rule]int, map[*rules.Ru
 			}
 			ruleSpec[r] = add(r.By, r.Resolution, span)
 			if wantsNumbers(r.By) {
-				numbersSpec[r] = add([]quality.Dim{quality.DimWABA, quality.DimPhoneNumber}, r.Resolution, r.Window+numbersBaseline)
+				// The numbers' own keyspace, which the delivery rules
+				// usually have already: per phone number, following its
+				// WABA.
+				i := add(numbersBy, r.Resolution, r.Window+numbersBaseline)
+				specs[i].Follow = quality.DimWABA
+				numbersSpec[r] = i
 			}
 		}
 	}
 	return specs, ruleSpec, numbersSpec
+}
+
+// numbersBy is what the numbers of a WABA are counted by: each phone
+// number once, under the WABA of its latest event (window.Spec.Follow).
+var numbersBy = []quality.Dim{quality.DimPhoneNumber}
+
+// Keyspaces returns the keyspaces rule r reads, as (dimensions, resolution)
+// names: its own and, for a rule over WABAs, its numbers'. Rules that share
+// one share its windows.
+func Keyspaces(r *rules.Rule) []string {
+	out := []string{specID(r.By, r.Resolution)}
+	if wantsNumbers(r.By) {
+		out = append(out, specID(numbersBy, r.Resolution))
+	}
+	return out
 }
 
 // wantsNumbers: keys of a WABA (not of one number or template) get the
@@ -180,7 +194,7 @@ func specID(by []quality.Dim, res time.Duration) string {
 func (e *Engine) install(set *rules.Set, old map[string]*alert.Tracker) {
 	specs, ruleSpec, numbersSpec := specsFor(set)
 	if e.store == nil || !slices.EqualFunc(specs, e.specs, func(a, b window.Spec) bool {
-		return specID(a.By, a.Resolution) == specID(b.By, b.Resolution) && a.Span == b.Span
+		return specID(a.By, a.Resolution) == specID(b.By, b.Resolution) && a.Span == b.Span && a.Follow == b.Follow
 	}) {
 		if e.opts.Decider != nil {
 			e.store = window.NewSharing(e.opts.Decider, e.opts.Window, specs)
@@ -474,7 +488,10 @@ func (e *Engine) evalFailed(rs *ruleState, kc *keyCache, err error) {
 
 // numbersByWABA counts, per WABA, the numbers with enough attempts in the
 // window and those whose delivery rate fell below numbersDegradedAt of
-// their previous hour.
+// their previous hour. A number counts under the WABA of its latest event:
+// one that moved between WABAs belongs to its new one only. The periods
+// are those of the delivery rules when they read the same ones, already
+// computed at this instant.
 func (e *Engine) numbersByWABA(rs *ruleState, now time.Time) map[string][2]int64 {
 	out := rs.numBy
 	clear(out)
@@ -486,20 +503,17 @@ func (e *Engine) numbersByWABA(rs *ruleState, now time.Time) map[string][2]int64
 		if !rs.numCur.Values(e.store, ref, start, now, window.Counts, &cur) || cur.Attempts < numbersMinAttempts {
 			continue
 		}
-		if int(ref.Slot) >= len(rs.numKey) {
-			rs.numKey = append(rs.numKey, make([]numberKey, int(ref.Slot)+1-len(rs.numKey))...)
+		waba := e.store.Followed(rs.numbers, ref)
+		if waba == "" {
+			continue // no event of the number named its WABA
 		}
-		nk := &rs.numKey[ref.Slot]
-		if nk.id != ref.ID {
-			*nk = numberKey{id: ref.ID, waba: e.store.Labels(rs.numbers, ref.ID)[string(quality.DimWABA)]}
-		}
-		n := out[nk.waba]
+		n := out[waba]
 		n[0]++
 		rs.numBase.Values(e.store, ref, start.Add(-numbersBaseline), start, window.Counts, &base)
 		if base.Attempts >= numbersMinAttempts && cur.DeliveryRate < base.DeliveryRate*numbersDegradedAt {
 			n[1]++
 		}
-		out[nk.waba] = n
+		out[waba] = n
 	}
 	return out
 }

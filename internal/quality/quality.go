@@ -67,7 +67,9 @@ type Values struct {
 	// dimension and none of phone_number, template): NumbersActive counts
 	// the phone numbers with at least 50 attempts in the window,
 	// NumbersDegraded those of them whose delivery rate fell below 80 % of
-	// their own previous-hour rate. For whole-platform degradation rules.
+	// their own previous-hour rate. A number counts under the WABA of its
+	// latest event only, with all its traffic (a number moved to another
+	// WABA takes its history along). For whole-platform degradation rules.
 	NumbersActive   int64 `json:"numbers_active"`
 	NumbersDegraded int64 `json:"numbers_degraded"`
 

@@ -87,6 +87,7 @@ type keyState struct {
 type keyspace struct {
 	spec    Spec
 	dims    []int
+	follow  int   // the dimension index of Spec.Follow, or -1
 	res     int64 // resolution, ns
 	n       int64 // buckets kept per key
 	hotN    int64 // dense buckets per key
@@ -114,10 +115,14 @@ func newKeyspace(sp Spec, o Options) *keyspace {
 		span:    int64(sp.Span),
 		maxKeys: o.MaxKeys,
 		idle:    int64(o.IdleTTL),
+		follow:  -1,
 	}
 	for _, d := range sp.By {
 		i, _ := dimIndex(d)
 		ks.dims = append(ks.dims, i)
+	}
+	if i, ok := dimIndex(sp.Follow); ok {
+		ks.follow = i
 	}
 	// Enough dense buckets that events within the allowed lateness of a
 	// key's newest bucket usually find theirs dense (the slower path
@@ -399,6 +404,9 @@ func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32,
 	k := &ks.keys[ki]
 	k.last = max(k.last, t)
 	k.applied++
+	if ks.follow >= 0 && vals[ks.follow] != "" {
+		k.setFollowed(vals[ks.follow], t)
+	}
 	for _, st := range c.states[:c.nStates] {
 		ks.states += k.setState(st.f, st.v, t)
 	}

@@ -18,6 +18,10 @@ type Spec struct {
 	By         []quality.Dim
 	Resolution time.Duration // bucket width
 	Span       time.Duration // history kept: the longest window plus baseline of the rules using it
+	// Follow, when set, is a dimension not in By whose latest value (by
+	// event time) each key keeps, read with Store.Followed: the WABA of a
+	// phone number, for rules over WABAs that count their numbers.
+	Follow quality.Dim
 }
 
 // Options bound the store. A zero bound means no bound; a zero duration
@@ -79,6 +83,14 @@ func Validate(o Options, specs []Spec) error {
 				return fmt.Errorf("window: spec %d: dimension %q twice", i, d)
 			}
 			seen[d] = true
+		}
+		if sp.Follow != "" {
+			if _, ok := dimIndex(sp.Follow); !ok {
+				return fmt.Errorf("window: spec %d: unknown dimension %q to follow", i, sp.Follow)
+			}
+			if seen[sp.Follow] {
+				return fmt.Errorf("window: spec %d follows %q, one of its dimensions", i, sp.Follow)
+			}
 		}
 		if sp.Resolution <= 0 || sp.Span < sp.Resolution {
 			return fmt.Errorf("window: spec %d: need 0 < resolution <= span (got %v, %v)", i, sp.Resolution, sp.Span)

@@ -558,6 +558,8 @@ func TestValidate(t *testing.T) {
 		"span < res":     {s: Spec{By: dims(quality.DimWABA), Resolution: time.Hour, Span: time.Minute}},
 		"too many":       {s: Spec{By: dims(quality.DimWABA), Resolution: time.Second, Span: 24 * time.Hour}},
 		"negative delay": {o: Options{AllowedLateness: -1}, s: good},
+		"follow own dim": {s: Spec{By: dims(quality.DimWABA), Resolution: time.Minute, Span: time.Hour, Follow: quality.DimWABA}},
+		"follow unknown": {s: Spec{By: dims(quality.DimWABA), Resolution: time.Minute, Span: time.Hour, Follow: "color"}},
 	} {
 		if err := Validate(c.o, []Spec{c.s}); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -572,6 +574,62 @@ func TestValidate(t *testing.T) {
 		}
 	}()
 	New(Options{}, []Spec{{By: dims(quality.DimWABA)}})
+}
+
+// TestFollowed: a key of a keyspace with Spec.Follow keeps the latest
+// value of that dimension by event time (an older event does not change
+// it, an event without it neither), by Apply and by a decider alike; a key
+// of another keyspace has none, and a slot that changed keys answers "".
+func TestFollowed(t *testing.T) {
+	phones := Spec{By: dims(quality.DimPhoneNumber), Resolution: time.Minute, Span: 15 * time.Minute, Follow: quality.DimWABA}
+	o := Options{IdleTTL: 10 * time.Minute, AllowedLateness: 5 * time.Minute}
+	direct := New(o, []Spec{phones, byWABA})
+	decider := New(o, nil)
+	shared := NewSharing(decider, o, []Spec{phones})
+	ev := func(id string, t time.Time, waba string) *event.Event {
+		e := status(id, "sent", t, "u-"+id, "")
+		e.WABAID = waba
+		return e
+	}
+	steps := []struct {
+		e    *event.Event
+		want string
+	}{
+		{ev("m1", at(time.Minute), "wabaA"), "wabaA"},
+		{ev("m2", at(3*time.Minute), "wabaB"), "wabaB"},
+		{ev("m3", at(2*time.Minute), "wabaA"), "wabaB"}, // older: not the latest
+		{ev("m4", at(4*time.Minute), ""), "wabaB"},      // no WABA: nothing to follow
+		{ev("m5", at(4*time.Minute), "wabaC"), "wabaC"}, // a tie: the last applied
+	}
+	for i, st := range steps {
+		expect(t, direct.Apply(0, st.e), Applied)
+		var d Decision
+		decider.Decide(0, st.e, &d)
+		expect(t, shared.ApplyDecision(&d), Applied)
+		for name, s := range map[string]*Store{"apply": direct, "decision": shared} {
+			refs := s.AppendKeyRefs(0, nil)
+			if len(refs) != 1 {
+				t.Fatalf("%s: %d keys", name, len(refs))
+			}
+			if got := s.Followed(0, refs[0]); got != st.want {
+				t.Errorf("%s, step %d: followed %q, want %q", name, i, got, st.want)
+			}
+		}
+	}
+	if refs := direct.AppendKeyRefs(1, nil); len(refs) == 0 || direct.Followed(1, refs[0]) != "" {
+		t.Errorf("a keyspace without Follow follows: %v", refs)
+	}
+	ref := direct.AppendKeyRefs(0, nil)[0]
+	direct.Expire(at(time.Hour))
+	if got := direct.Followed(0, ref); got != "" {
+		t.Errorf("expired key: followed %q", got)
+	}
+	e := ev("m6", at(61*time.Minute), "wabaD")
+	e.PhoneNumberID = "phone2"
+	expect(t, direct.Apply(0, e), Applied)
+	if got := direct.Followed(0, ref); got != "" {
+		t.Errorf("slot of another key: followed %q", got)
+	}
 }
 
 // TestSealedBuckets drives one key through the slow path: events later

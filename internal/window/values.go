@@ -1,6 +1,7 @@
 package window
 
 import (
+	"strings"
 	"time"
 
 	"vigia/internal/quality"
@@ -230,13 +231,47 @@ type stateEntry struct {
 // as it was then. Changes are rare: a slice scanned from the end is enough.
 type latestState struct {
 	hist []stateEntry
+	// followed is the latest value of the keyspace's Spec.Follow, seen at
+	// followedAt (event time).
+	followed   string
+	followedAt int64
+}
+
+// setFollowed records v, the followed dimension's value of an event at t,
+// if it is the latest (ties: the last applied).
+func (k *keyState) setFollowed(v string, t int64) {
+	if k.latest == nil {
+		k.latest = &latestState{followedAt: noTime}
+	}
+	l := k.latest
+	if t < l.followedAt {
+		return
+	}
+	l.followedAt = t
+	if l.followed != v {
+		l.followed = strings.Clone(v) // the event's strings are not ours to keep
+	}
+}
+
+// Followed returns the latest value of the keyspace's Spec.Follow seen by
+// key k: "" when none, or when the key is no longer in k's slot.
+func (s *Store) Followed(spec int, k KeyRef) string {
+	ks := s.spaces[spec]
+	if k.Slot < 0 || int(k.Slot) >= len(ks.keys) {
+		return ""
+	}
+	key := &ks.keys[k.Slot]
+	if key.id != k.ID || key.latest == nil {
+		return ""
+	}
+	return key.latest.followed
 }
 
 // setState records a change; it returns how many entries it added (0 or
 // 1), for Stats.
 func (k *keyState) setState(f uint8, v string, t int64) int {
 	if k.latest == nil {
-		k.latest = &latestState{}
+		k.latest = &latestState{followedAt: noTime}
 	}
 	h := k.latest.hist
 	i := len(h)
