@@ -75,6 +75,11 @@ type keyState struct {
 	// since the key came: a Period finds a record again at trimmed plus
 	// its offset then, minus trimmed now.
 	trimmed int
+	// followed is the latest value of the keyspace's Spec.Follow, seen at
+	// followedAt (event time): kept here rather than with latest, which
+	// every Period computation of a key that has one reads.
+	followed   string
+	followedAt int64
 	// applied counts the events applied to the key. Nothing else changes
 	// what the key holds for a period ahead of the span it keeps (sealing
 	// moves counts from dense buckets to records, trimming drops records
@@ -447,7 +452,7 @@ func (ks *keyspace) newKey(id string, h keyHash) int32 {
 		ki = int32(len(ks.keys) - 1)
 	}
 	ks.lastGen++
-	ks.keys[ki] = keyState{id: id, hash: h, newest: noBucket, last: noTime, gen: ks.lastGen}
+	ks.keys[ki] = keyState{id: id, hash: h, newest: noBucket, last: noTime, followedAt: noTime, gen: ks.lastGen}
 	ks.m.insert(h[0], ki)
 	return ki
 }

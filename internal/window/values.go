@@ -231,25 +231,17 @@ type stateEntry struct {
 // as it was then. Changes are rare: a slice scanned from the end is enough.
 type latestState struct {
 	hist []stateEntry
-	// followed is the latest value of the keyspace's Spec.Follow, seen at
-	// followedAt (event time).
-	followed   string
-	followedAt int64
 }
 
 // setFollowed records v, the followed dimension's value of an event at t,
 // if it is the latest (ties: the last applied).
 func (k *keyState) setFollowed(v string, t int64) {
-	if k.latest == nil {
-		k.latest = &latestState{followedAt: noTime}
-	}
-	l := k.latest
-	if t < l.followedAt {
+	if t < k.followedAt {
 		return
 	}
-	l.followedAt = t
-	if l.followed != v {
-		l.followed = strings.Clone(v) // the event's strings are not ours to keep
+	k.followedAt = t
+	if k.followed != v {
+		k.followed = strings.Clone(v) // the event's strings are not ours to keep
 	}
 }
 
@@ -261,17 +253,17 @@ func (s *Store) Followed(spec int, k KeyRef) string {
 		return ""
 	}
 	key := &ks.keys[k.Slot]
-	if key.id != k.ID || key.latest == nil {
+	if key.id != k.ID {
 		return ""
 	}
-	return key.latest.followed
+	return key.followed
 }
 
 // setState records a change; it returns how many entries it added (0 or
 // 1), for Stats.
 func (k *keyState) setState(f uint8, v string, t int64) int {
 	if k.latest == nil {
-		k.latest = &latestState{followedAt: noTime}
+		k.latest = &latestState{}
 	}
 	h := k.latest.hist
 	i := len(h)
