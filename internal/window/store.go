@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -164,10 +165,11 @@ type Store struct {
 	epoch uint64
 
 	// The keys of the event being applied, per keyspace (see findKeys).
-	kis  [maxPipelined]int32
-	hh   [maxPipelined]keyHash
-	oks  [maxPipelined]bool
-	sink uint32 // keeps the reads of the touch phase
+	kis         [maxPipelined]int32
+	hh          [maxPipelined]keyHash
+	oks         [maxPipelined]bool
+	sink        uint32   // keeps the reads of the touch phase
+	batchHashes []uint64 // DecideBatch's dedupe hashes, reused
 }
 
 // noTime marks an unset time in nanoseconds.
@@ -330,7 +332,7 @@ func (s *Store) Apply(partition int, e *event.Event) Outcome {
 	var hs [nDims]keyHash
 	s.hashValues(&d.vals, &hs)
 	s.findKeys(&d.vals, &hs)
-	if o := s.settle(e, &d, &p); o != Applied {
+	if o := s.settle(e, &d, &p, s.dedupeHash(e, p.st)); o != Applied {
 		return s.count(o)
 	}
 	return s.count(s.applyFound(&d.vals, &hs, d.t, &d.c))
@@ -364,10 +366,19 @@ func (d *Decision) Outcome() Outcome { return d.outcome }
 // store only the events that do not count (d.Outcome() not Applied). The store's
 // keyspaces are not touched: a store made for deciding has none.
 func (s *Store) Decide(partition int, e *event.Event, d *Decision) {
+	s.decide(partition, e, d, 0, false)
+}
+
+// decide is Decide with the dedupe hash of e (dedupeHash) given, when
+// known (DecideBatch has them already).
+func (s *Store) decide(partition int, e *event.Event, d *Decision, ddh uint64, known bool) {
 	var p pending
 	d.by = s
 	if s.prepare(partition, e, d, &p) {
-		d.outcome = s.settle(e, d, &p)
+		if !known {
+			ddh = s.dedupeHash(e, p.st)
+		}
+		d.outcome = s.settle(e, d, &p, ddh)
 	}
 	if d.outcome != Applied {
 		s.count(d.outcome)
@@ -380,23 +391,27 @@ func (s *Store) Decide(partition int, e *event.Event, d *Decision) {
 // DecideBatch decides evs[i] into ds[i], in order, as Decide does. It
 // first reads the dedupe table where each event's entry would be: every
 // such read is a cache miss, and issued together, without the work of
-// deciding between them, they overlap.
+// deciding between them, they overlap. The dedupe hashes it computes for
+// that serve the decisions too.
 func (s *Store) DecideBatch(partition int, evs []event.Event, ds []Decision) {
 	var sink uint64
+	hs := slices.Grow(s.batchHashes[:0], len(evs))[:len(evs)]
 	for i := range evs {
 		e := &evs[i]
 		st := 0
 		if e.Kind == event.KindStatus {
 			st = statusCode(e.Status)
 		}
-		if h := s.dedupeHash(e, st); h != 0 {
-			sink += s.dd.touch(h)
+		hs[i] = s.dedupeHash(e, st)
+		if hs[i] != 0 {
+			sink += s.dd.touch(hs[i])
 		}
 	}
 	s.sink += uint32(sink)
 	for i := range evs {
-		s.Decide(partition, &evs[i], &ds[i])
+		s.decide(partition, &evs[i], &ds[i], hs[i], true)
 	}
+	s.batchHashes = hs
 }
 
 // dedupeHash is the dedupe entry of e, whose status code is st (0 for
@@ -565,16 +580,15 @@ func (s *Store) prepare(partition int, e *event.Event, d *Decision, p *pending) 
 }
 
 // settle reads and updates the dedupe and attribution memories for a
-// prepared event and returns Duplicate, or Applied with the latency and
+// prepared event, whose dedupe hash is h (dedupeHash), and returns Duplicate, or Applied with the latency and
 // missing-status contributions added to d.
-func (s *Store) settle(e *event.Event, d *Decision, p *pending) Outcome {
+func (s *Store) settle(e *event.Event, d *Decision, p *pending, h uint64) Outcome {
 	// Dedupe, store-wide and before any keyspace is updated, so that an
 	// event counts once everywhere. Statuses dedupe on (message id,
 	// status): WhatsApp retries and the fallback channels' repeated
 	// callbacks (SMS queued, sending...) share it even when their event
 	// ids differ.
 	t, c, st := d.t, &d.c, p.st
-	h := s.dedupeHash(e, st)
 	at := -1
 	if h != 0 {
 		at = s.dd.find(h)
