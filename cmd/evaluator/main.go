@@ -25,6 +25,7 @@ import (
 	"vigia/internal/logging"
 	"vigia/internal/rules"
 	"vigia/internal/ruletest"
+	"vigia/internal/store"
 	_ "vigia/internal/store/chdb"   // embedded history for backtests (libchdb.so from CHDB_LIB_PATH, loaded on use)
 	_ "vigia/internal/store/server" // a ClickHouse server
 )
@@ -42,6 +43,10 @@ var openSource backtest.OpenFunc = func(cfg config.Config) (backtest.Source, fun
 	}
 	return st, st.Close, nil
 }
+
+// The store counts the events of a range, so that a backtest sizes its
+// dedupe and attribution memories at once.
+var _ backtest.Counter = (*store.Store)(nil)
 
 func run(args []string) int {
 	if len(args) > 0 {

@@ -67,6 +67,18 @@ type Source interface {
 	Events(ctx context.Context, from, to time.Time, fn func(batch []event.Event) error) error
 }
 
+// Counter is a Source that counts its events in a range cheaply (Memory;
+// the ClickHouse store, store.Store, with a count query). A replay sizes
+// its dedupe and attribution memories for them at once then, instead of
+// growing them as the events come. Duplicates may be counted.
+type Counter interface {
+	CountEvents(ctx context.Context, from, to time.Time) (int64, error)
+}
+
+// maxReserve bounds what a count reserves (the window options' bounds do
+// too, whatever their setting).
+const maxReserve = 1 << 26
+
 // Memory is a Source over events held in memory, for tests and benchmarks.
 type Memory struct {
 	events []event.Event
@@ -101,8 +113,7 @@ func NewMemory(events []event.Event) *Memory {
 
 // Events implements Source.
 func (m *Memory) Events(ctx context.Context, from, to time.Time, fn func([]event.Event) error) error {
-	lo := sort.Search(len(m.events), func(i int) bool { return !m.events[i].EventTime.Before(from) })
-	hi := sort.Search(len(m.events), func(i int) bool { return !m.events[i].EventTime.Before(to) })
+	lo, hi := m.bounds(from, to)
 	size := m.BatchSize
 	if size <= 0 {
 		size = 65536
@@ -118,6 +129,19 @@ func (m *Memory) Events(ctx context.Context, from, to time.Time, fn func([]event
 		lo += n
 	}
 	return nil
+}
+
+// CountEvents implements Counter.
+func (m *Memory) CountEvents(_ context.Context, from, to time.Time) (int64, error) {
+	lo, hi := m.bounds(from, to)
+	return int64(hi - lo), nil
+}
+
+// bounds returns the indexes of the events in [from, to).
+func (m *Memory) bounds(from, to time.Time) (lo, hi int) {
+	lo = sort.Search(len(m.events), func(i int) bool { return !m.events[i].EventTime.Before(from) })
+	hi = sort.Search(len(m.events), func(i int) bool { return !m.events[i].EventTime.Before(to) })
+	return lo, max(lo, hi)
 }
 
 // Options configure a backtest. From and To are required.
@@ -211,6 +235,15 @@ func RunSets(ctx context.Context, src Source, sets []*rules.Set, o Options) ([]*
 		workers = runtime.GOMAXPROCS(0)
 	}
 	r := newReplay(ctx, sets, o, workers)
+	if c, ok := src.(Counter); ok {
+		// An entry per event in the dedupe memory; an attribution per
+		// send at most, about a third of the statuses. A failed count
+		// only leaves the tables to grow.
+		if n, err := c.CountEvents(ctx, o.From, o.To); err == nil && n > 0 {
+			n = min(n, maxReserve)
+			r.decider.Reserve(int(n), int(n/2))
+		}
+	}
 	fail := func(err error) ([]*Report, error) {
 		r.progress.stop()
 		return nil, fmt.Errorf("backtest %s .. %s: %w", fmtTime(o.From), fmtTime(o.To), err)

@@ -187,3 +187,22 @@ func TestBoundWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryCountEvents: Memory counts the events of [from, to), which a
+// replay reserves its dedupe and attribution memories for.
+func TestMemoryCountEvents(t *testing.T) {
+	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
+	var evs []event.Event
+	for i := range 10 {
+		evs = append(evs, event.Event{ID: fmt.Sprint(i), EventTime: t0.Add(time.Duration(i) * time.Minute)})
+	}
+	m := NewMemory(evs)
+	for _, c := range []struct {
+		from, to time.Duration
+		want     int64
+	}{{0, 10 * time.Minute, 10}, {time.Minute, 3 * time.Minute, 2}, {90 * time.Second, 150 * time.Second, 1}, {-time.Hour, 0, 0}, {5 * time.Minute, time.Minute, 0}} {
+		if got, err := m.CountEvents(context.Background(), t0.Add(c.from), t0.Add(c.to)); err != nil || got != c.want {
+			t.Errorf("[%v, %v): %d, %v; want %d", c.from, c.to, got, err, c.want)
+		}
+	}
+}

@@ -197,6 +197,29 @@ func (d *dedupe) grow() {
 	}
 }
 
+// reservedSets is how many sets a table of cur sets (bounded by max, 0:
+// no bound) should have to take n entries without growing: what doubling
+// would reach for them, at most three quarters full.
+func reservedSets(cur, max, n int) int {
+	sets := cur
+	for sets*ways*3 < n*4 && (max == 0 || sets < max) {
+		sets *= 2
+	}
+	if max > 0 {
+		sets = min(sets, max)
+	}
+	return sets
+}
+
+// reserve sizes an empty table for n entries at once, so that it does not
+// grow (rehashing every entry) while they come.
+func (d *dedupe) reserve(n int) {
+	if sets := reservedSets(len(d.sets), d.maxSets, n); d.used == 0 && sets > len(d.sets) {
+		d.sets = make([]ddSet, sets)
+		adviseHuge(d.sets)
+	}
+}
+
 // entryHash is the dedupe hash of (id, tag): the id's 64-bit hash with its
 // low 3 bits replaced by the tag (a status code, or the event-id
 // namespace). The statuses of one message thus differ exactly, share the
@@ -369,6 +392,15 @@ func (a *attrMemory) grow() {
 				a.insert(h, old[i].t[w], old[i].a[w])
 			}
 		}
+	}
+}
+
+// reserve sizes an empty table for n attributions at once, like
+// dedupe.reserve.
+func (a *attrMemory) reserve(n int) {
+	if sets := reservedSets(len(a.sets), a.maxSets, n); a.used == 0 && sets > len(a.sets) {
+		a.sets = make([]atSet, sets)
+		adviseHuge(a.sets)
 	}
 }
 

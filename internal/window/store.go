@@ -649,6 +649,17 @@ func (s *Store) hashValues(vals *[nDims]string, hs *[nDims]keyHash) {
 	}
 }
 
+// Reserve sizes the dedupe and attribution memories, before any event, for
+// about that many entries each (within their bounds, MaxDedupe and
+// MaxAttribution): a caller that knows how many events are coming (a
+// backtest) spares the tables their growth, each step of which places
+// every entry again. It changes no decision; on a store that has entries
+// already it does nothing.
+func (s *Store) Reserve(dedupe, attributions int) {
+	s.dd.reserve(dedupe)
+	s.attr.reserve(attributions)
+}
+
 // Expire drops idle keys and the dedupe and attribution entries past their
 // horizons, all measured against now (event time: the minimum watermark of
 // the engine's partitions is the safe choice; wall time works when the

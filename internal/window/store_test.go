@@ -815,3 +815,52 @@ func TestAttributionDoesNotEvictAtLowLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestReserve: a store whose memories were sized for the events to come
+// decides as one that grows them, and does not grow them; the bounds cap
+// a reservation, and a store with entries ignores one.
+func TestReserve(t *testing.T) {
+	const n = 20000
+	o := Options{MaxDedupe: 1 << 20, MaxAttribution: 1 << 20}
+	grown, reserved := New(o, []Spec{byPhone, byTemplate}), New(o, []Spec{byPhone, byTemplate})
+	reserved.Reserve(n, n/2)
+	sets, attrSets := len(reserved.dd.sets), len(reserved.attr.sets)
+	if sets*ways < n || attrSets*ways < n/2 {
+		t.Fatalf("reserved %d dedupe and %d attribution sets for %d and %d entries", sets, attrSets, n, n/2)
+	}
+	for i := range n / 2 {
+		ts := at(time.Duration(i) * time.Millisecond)
+		for _, e := range []*event.Event{
+			status(fmt.Sprint("m", i), "sent", ts, fmt.Sprint("u", i%3000), fmt.Sprint("tpl", i%7)),
+			status(fmt.Sprint("m", i), "delivered", ts.Add(time.Second), fmt.Sprint("u", i%3000), ""),
+		} {
+			if g, r := grown.Apply(0, e), reserved.Apply(0, e); g != r {
+				t.Fatalf("event %d: %v grown, %v reserved", i, g, r)
+			}
+		}
+	}
+	if len(reserved.dd.sets) != sets || len(reserved.attr.sets) != attrSets {
+		t.Errorf("reserved tables grew: %d -> %d and %d -> %d sets", sets, len(reserved.dd.sets), attrSets, len(reserved.attr.sets))
+	}
+	if len(grown.dd.sets) > sets {
+		t.Errorf("the grown dedupe table (%d sets) is larger than the reserved one (%d)", len(grown.dd.sets), sets)
+	}
+	for _, spec := range []int{0, 1} {
+		for _, k := range grown.Keys(spec) {
+			if g, r := values(t, grown, spec, k.ID, at(-time.Hour), at(time.Hour)), values(t, reserved, spec, k.ID, at(-time.Hour), at(time.Hour)); !valuesEqual(g, r) {
+				t.Errorf("key %s: %+v grown, %+v reserved", k.ID, g, r)
+			}
+		}
+	}
+	// A store with entries keeps its tables.
+	reserved.Reserve(100*n, 100*n)
+	if len(reserved.dd.sets) != sets || len(reserved.attr.sets) != attrSets {
+		t.Error("Reserve resized tables holding entries")
+	}
+	// The bounds cap a reservation.
+	small := New(Options{MaxDedupe: 1000, MaxAttribution: 100}, nil)
+	small.Reserve(n, n)
+	if len(small.dd.sets) > tableSize(1000) || len(small.attr.sets) > tableSize(100) {
+		t.Errorf("reserved %d and %d sets beyond bounds of %d and %d", len(small.dd.sets), len(small.attr.sets), tableSize(1000), tableSize(100))
+	}
+}
