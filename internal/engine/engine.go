@@ -101,6 +101,9 @@ type Engine struct {
 	specs  []window.Spec
 	groups []*groupState
 	refs   []window.KeyRef // the keys of the keyspace being evaluated
+	// numRefs are the keys of the numbers keyspace, counted while refs
+	// are being evaluated.
+	numRefs []window.KeyRef
 	// periods are shared by the rules that read the same period of the
 	// same keyspace, so that a key's values are computed once per instant.
 	periods map[periodID]*window.Period
@@ -386,15 +389,19 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
 	defer cancel()
 	var out []alert.Alert
+	rd := &rs.reads
+	// The numbers of each WABA are counted for every round of a rule that
+	// reads them, and otherwise only once a key of the round reaches the
+	// tracker, for the record (AccountRestricted, over 24 h, would count
+	// its numbers every 10 s for nothing).
 	var numbers map[string][2]int64
-	if rs.numbers >= 0 {
+	if rs.numbers >= 0 && rd.numbers {
 		numbers = e.numbersByWABA(rs, now)
 	}
 	rs.round++
 	in := &rs.in
 	start := now.Add(-r.Window)
 	e.refs = e.store.AppendKeyRefs(rs.spec, e.refs[:0])
-	rd := &rs.reads
 	for _, ref := range e.refs {
 		if !rs.cur.Values(e.store, ref, start, now, rd.curParts, &in.Values) {
 			continue
@@ -402,9 +409,8 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 		kc := e.key(rs, ref)
 		kc.round = rs.round // present, for Absent, even if the evaluation fails
 		in.Labels = kc.labels
-		var n [2]int64
 		if numbers != nil {
-			n = numbers[kc.labels[string(quality.DimWABA)]]
+			n := numbers[kc.labels[string(quality.DimWABA)]]
 			in.Values.NumbersActive, in.Values.NumbersDegraded = n[0], n[1]
 		}
 		if r.BaselineKind == rules.BaselinePrevious {
@@ -451,6 +457,12 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 		// answer again from what they kept).
 		if rd.curParts != window.AllParts {
 			rs.cur.Values(e.store, ref, start, now, window.AllParts, &in.Values)
+		}
+		if rs.numbers >= 0 {
+			if numbers == nil {
+				numbers = e.numbersByWABA(rs, now)
+			}
+			n := numbers[kc.labels[string(quality.DimWABA)]]
 			in.Values.NumbersActive, in.Values.NumbersDegraded = n[0], n[1]
 		}
 		if r.BaselineKind == rules.BaselinePrevious && rd.baseParts != window.AllParts {
@@ -497,8 +509,8 @@ func (e *Engine) numbersByWABA(rs *ruleState, now time.Time) map[string][2]int64
 	clear(out)
 	start := now.Add(-rs.rule.Window)
 	var cur, base quality.Values
-	e.refs = e.store.AppendKeyRefs(rs.numbers, e.refs[:0])
-	for _, ref := range e.refs {
+	e.numRefs = e.store.AppendKeyRefs(rs.numbers, e.numRefs[:0])
+	for _, ref := range e.numRefs {
 		// Attempts and delivery rates: counts, no failure maps.
 		if !rs.numCur.Values(e.store, ref, start, now, window.Counts, &cur) || cur.Attempts < numbersMinAttempts {
 			continue

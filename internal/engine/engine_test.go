@@ -131,3 +131,61 @@ func TestEngineFiresAndResolves(t *testing.T) {
 		t.Fatalf("ThroughputErrors went through %v", states)
 	}
 }
+
+// TestNumbersOnRecordOnly: a rule over WABAs that does not read
+// numbers_active (AccountRestricted) still carries the numbers of its
+// WABA on its alert records, counted when the record is made.
+func TestNumbersOnRecordOnly(t *testing.T) {
+	e := New(loadPack(t), benchOptions)
+	if rs := findRule(t, e, "AccountRestricted"); rs.numbers < 0 || rs.reads.numbers {
+		t.Fatalf("AccountRestricted: numbers keyspace %d, reads numbers %v", rs.numbers, rs.reads.numbers)
+	}
+	start := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+	i := 0
+	apply := func(ev event.Event) {
+		i++
+		ev.SchemaVersion, ev.ID, ev.WABAID = 1, event.NewID("n", fmt.Sprint(i)), "W1"
+		if got := e.Apply(0, &ev); got != window.Applied {
+			t.Fatalf("apply %+v: %v", ev, got)
+		}
+	}
+	// Three numbers with 60 attempts each in the hour, one with 10.
+	for s := range 60 {
+		for _, pn := range []string{"PN1", "PN2", "PN3"} {
+			apply(event.Event{Kind: event.KindStatus, Channel: event.ChannelWhatsApp, EventTime: start.Add(time.Duration(s) * time.Minute),
+				PhoneNumberID: pn, MessageID: fmt.Sprint(pn, s), Status: "sent"})
+		}
+		if s%6 == 0 {
+			apply(event.Event{Kind: event.KindStatus, Channel: event.ChannelWhatsApp, EventTime: start.Add(time.Duration(s) * time.Minute),
+				PhoneNumberID: "PN4", MessageID: fmt.Sprint("PN4", s), Status: "sent"})
+		}
+	}
+	apply(event.Event{Kind: event.KindAccountUpdate, EventTime: start.Add(61 * time.Minute), Account: &event.Account{Event: "ACCOUNT_RESTRICTION"}})
+	var fired []alert.Alert
+	for s := 0; s <= 70*60; s += 10 {
+		for _, a := range e.Eval(context.Background(), start.Add(time.Duration(s)*time.Second)) {
+			if a.Name == "AccountRestricted" {
+				fired = append(fired, a)
+			}
+		}
+	}
+	if len(fired) != 1 || fired[0].State != alert.StateFiring {
+		t.Fatalf("AccountRestricted went through %+v", fired)
+	}
+	if v := fired[0].Values; v.NumbersActive != 3 || v.NumbersDegraded != 0 {
+		t.Errorf("firing record: numbers_active %d, numbers_degraded %d; want 3, 0", v.NumbersActive, v.NumbersDegraded)
+	}
+}
+
+func findRule(t *testing.T, e *Engine, name string) *ruleState {
+	t.Helper()
+	for _, g := range e.groups {
+		for _, rs := range g.rules {
+			if rs.rule.Alert == name {
+				return rs
+			}
+		}
+	}
+	t.Fatalf("no rule %s", name)
+	return nil
+}

@@ -81,6 +81,9 @@ type reads struct {
 	cur, base         []func(a, b *quality.Values) bool
 	curMaps, baseMaps bool // a failure map is among them: the memo keeps copies
 	hasBase           bool
+	// numbers: numbers_active or numbers_degraded, which the engine
+	// counts for every round only for the rules that read them.
+	numbers bool
 	// The parts of the values and of the baseline that the conditions
 	// need computed.
 	curParts, baseParts window.Parts
@@ -127,6 +130,7 @@ func readsOf(r *rules.Rule) reads {
 	}
 	var out reads
 	out.hasBase = a.hasBase
+	out.numbers = a.cur["numbers_active"] || a.cur["numbers_degraded"]
 	out.curParts, out.baseParts = partsOf(a.cur), partsOf(a.base)
 	if a.hasBase {
 		out.baseParts |= window.Counts // has_baseline is hasData of the baseline's counts
