@@ -389,9 +389,9 @@ func (s *Store) decide(partition int, e *event.Event, d *Decision, ddh uint64, k
 }
 
 // DecideBatch decides evs[i] into ds[i], in order, as Decide does. It
-// first reads the dedupe table where each event's entry would be: every
-// such read is a cache miss, and issued together, without the work of
-// deciding between them, they overlap. The dedupe hashes it computes for
+// first reads the dedupe table where each event's entry would be, and
+// each event's recipient: every such read is a cache miss, and issued
+// together, without the work of deciding between them, they overlap. The dedupe hashes it computes for
 // that serve the decisions too.
 func (s *Store) DecideBatch(partition int, evs []event.Event, ds []Decision) {
 	var sink uint64
@@ -405,6 +405,12 @@ func (s *Store) DecideBatch(partition int, evs []event.Event, ds []Decision) {
 		hs[i] = s.dedupeHash(e, st)
 		if hs[i] != 0 {
 			sink += s.dd.touch(hs[i])
+		}
+		// The recipient too (its pseudonym's length: the struct, not the
+		// bytes, which a second dependent read would wait for): a
+		// source's events may point to their recipients anywhere.
+		if r := e.Recipient; r != nil {
+			sink += uint64(len(r.Pseudonym))
 		}
 	}
 	s.sink += uint32(sink)
