@@ -391,8 +391,8 @@ func (s *Store) decide(partition int, e *event.Event, d *Decision, ddh uint64, k
 // DecideBatch decides evs[i] into ds[i], in order, as Decide does. It
 // first reads the dedupe table where each event's entry would be, and
 // each event's recipient: every such read is a cache miss, and issued
-// together, without the work of deciding between them, they overlap. The dedupe hashes it computes for
-// that serve the decisions too.
+// together, without the work of deciding between them, they overlap. The
+// dedupe hashes it computes for that serve the decisions too.
 func (s *Store) DecideBatch(partition int, evs []event.Event, ds []Decision) {
 	var sink uint64
 	hs := slices.Grow(s.batchHashes[:0], len(evs))[:len(evs)]
