@@ -78,8 +78,9 @@ type keyState struct {
 	// followed is the latest value of the keyspace's Spec.Follow, seen at
 	// followedAt (event time): kept here rather than with latest, which
 	// every Period computation of a key that has one reads.
-	followed   string
-	followedAt int64
+	followed     string
+	followedHash keyHash // its hash, compared instead of its bytes
+	followedAt   int64
 	// applied counts the events applied to the key. Nothing else changes
 	// what the key holds for a period ahead of the span it keeps (sealing
 	// moves counts from dense buckets to records, trimming drops records
@@ -367,7 +368,7 @@ func (s *Store) applyFound(vals *[nDims]string, hs *[nDims]keyHash, t int64, c *
 		case !s.oks[i]:
 			r = NoKey
 		default:
-			r = ks.applyKey(s, vals, s.hh[i], s.kis[i], t, idxs[i], c)
+			r = ks.applyKey(s, vals, hs, s.hh[i], s.kis[i], t, idxs[i], c)
 		}
 		best = min(best, r)
 	}
@@ -393,12 +394,12 @@ func (ks *keyspace) apply(s *Store, vals *[nDims]string, hs *[nDims]keyHash, t i
 	if !ok {
 		return NoKey
 	}
-	return ks.applyKey(s, vals, h, ks.m.find(h, ks.keys), t, floorDiv(t, ks.res), c)
+	return ks.applyKey(s, vals, hs, h, ks.m.find(h, ks.keys), t, floorDiv(t, ks.res), c)
 }
 
 // applyKey counts the event at t (in bucket idx) for the key with hash h,
-// found at slab index ki (-1: new).
-func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32, t, idx int64, c *contrib) Outcome {
+// found at slab index ki (-1: new); hs are the hashes of vals.
+func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, hs *[nDims]keyHash, h keyHash, ki int32, t, idx int64, c *contrib) Outcome {
 	if ki < 0 {
 		if ks.maxKeys > 0 && ks.m.len() >= ks.maxKeys {
 			ks.refused++
@@ -410,7 +411,7 @@ func (ks *keyspace) applyKey(s *Store, vals *[nDims]string, h keyHash, ki int32,
 	k.last = max(k.last, t)
 	k.applied++
 	if ks.follow >= 0 && vals[ks.follow] != "" {
-		k.setFollowed(vals[ks.follow], t)
+		k.setFollowed(vals[ks.follow], hs[ks.follow], t)
 	}
 	for _, st := range c.states[:c.nStates] {
 		ks.states += k.setState(st.f, st.v, t)

@@ -147,7 +147,7 @@ type Store struct {
 	// Hash seeds: per store, since no hash leaves the process. Two for
 	// the 128-bit key hashes.
 	seed, seed2 maphash.Seed
-	usedDims    uint8 // dimensions some keyspace groups by (or a sharing store's): the only ones hashed
+	usedDims    uint8 // dimensions some keyspace groups by or follows (or a sharing store's): the only ones hashed
 	// decider is the store whose decisions this one applies with the key
 	// hashes they carry (NewSharing); nil for a store that hashes its own.
 	decider *Store
@@ -192,6 +192,9 @@ func New(o Options, specs []Spec) *Store {
 		ks := newKeyspace(sp, o)
 		for _, d := range ks.dims {
 			s.usedDims |= 1 << d
+		}
+		if ks.follow >= 0 { // compared by hash (setFollowed)
+			s.usedDims |= 1 << ks.follow
 		}
 		s.spaces = append(s.spaces, ks)
 	}
