@@ -100,6 +100,8 @@ func partsOf(fields map[string]bool) window.Parts {
 			p |= window.ByCode
 		case "failures_by_class":
 			p |= window.ByClass
+		case "latency_p50", "latency_p90", "latency_samples":
+			p |= window.Latency
 		case "quality_event", "messaging_tier", "template_status", "template_quality", "account_event", "account_ban_state",
 			"numbers_active", "numbers_degraded":
 		default:

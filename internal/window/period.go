@@ -74,6 +74,10 @@ type periodEnt struct {
 	from, to int64
 	v        quality.Values
 	vfails   []failAcc
+	// vlat is whether v's latency fields are set, from lat, the latency
+	// histogram of v: quantiles are computed for the callers asking.
+	vlat bool
+	lat  [nLatBins]uint64
 	// What v and vfails are the sums of: the key generation (0: none
 	// yet), its applied count and the buckets [vlo, vhi]; vsealed when
 	// they were all sealed (before the key's hot floor).
@@ -88,11 +92,12 @@ type Parts uint8
 
 // The parts of Values.
 const (
-	Counts  Parts = 1 << iota // counters, rates and latencies
+	Counts  Parts = 1 << iota // counters and rates
 	ByCode                    // FailuresByCode
 	ByClass                   // FailuresByClass
+	Latency                   // LatencyP50, LatencyP90, LatencySamples
 
-	AllParts = Counts | ByCode | ByClass
+	AllParts = Counts | ByCode | ByClass | Latency
 )
 
 // NewPeriod returns a Period over keyspace spec. Rules that read the same
@@ -140,6 +145,10 @@ func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, parts Parts, dst
 	if e.epoch != s.epoch || e.from != f || e.to != t {
 		p.compute(ks, key, e, f, t)
 		e.epoch, e.from, e.to = s.epoch, f, t
+	}
+	if parts&Latency != 0 && !e.vlat {
+		fillLatency(&e.v, &e.lat)
+		e.vlat = true
 	}
 	*dst = e.v
 	if parts&(ByCode|ByClass) != 0 && len(e.vfails) > 0 {
@@ -194,7 +203,8 @@ func (p *Period) compute(ks *keyspace, key *keyState, e *periodEnt, f, t int64) 
 			}
 		}
 	}
-	a.fill(&e.v)
+	a.fillCounts(&e.v)
+	e.lat, e.vlat = *a.latency(), false
 	e.vfails = append(e.vfails[:0], a.fails...)
 	if key.latest != nil {
 		key.latest.fill(&e.v, t)

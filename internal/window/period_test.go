@@ -147,6 +147,10 @@ func onlyParts(v quality.Values, parts Parts) quality.Values {
 		out = quality.Values{QualityEvent: v.QualityEvent, MessagingTier: v.MessagingTier, TemplateStatus: v.TemplateStatus,
 			TemplateQuality: v.TemplateQuality, AccountEvent: v.AccountEvent, AccountBanState: v.AccountBanState}
 	}
+	out.LatencyP50, out.LatencyP90, out.LatencySamples = 0, 0, 0
+	if parts&Latency != 0 {
+		out.LatencyP50, out.LatencyP90, out.LatencySamples = v.LatencyP50, v.LatencyP90, v.LatencySamples
+	}
 	out.FailuresByCode, out.FailuresByClass = nil, nil
 	if parts&ByCode != 0 {
 		out.FailuresByCode = v.FailuresByCode

@@ -112,6 +112,12 @@ func (a *accum) values() quality.Values {
 // fill sets the counters, rates and latencies of *v from the sums, and
 // clears every other field.
 func (a *accum) fill(v *quality.Values) {
+	a.fillCounts(v)
+	fillLatency(v, a.latency())
+}
+
+// fillCounts is fill without the latencies, left zero.
+func (a *accum) fillCounts(v *quality.Values) {
 	n := &a.n
 	*v = quality.Values{
 		Sent:      int64(n[cSent]),
@@ -129,16 +135,24 @@ func (a *accum) fill(v *quality.Values) {
 	v.ReadRate = rate(v.Read, v.Reached)
 	v.FailureRate = rate(v.Failed, v.Attempts)
 	v.OptOutRate = rate(v.OptOuts, v.Reached)
-	var hist [nLatBins]uint64
-	copy(hist[:], n[cLat0:])
+}
+
+// latency returns the latency histogram of the sums.
+func (a *accum) latency() *[nLatBins]uint64 {
+	return (*[nLatBins]uint64)(a.n[cLat0 : cLat0+nLatBins])
+}
+
+// fillLatency sets the latency fields of v from a latency histogram.
+func fillLatency(v *quality.Values, hist *[nLatBins]uint64) {
 	var total uint64
 	for _, c := range hist {
 		total += c
 	}
+	v.LatencySamples, v.LatencyP50, v.LatencyP90 = 0, 0, 0
 	if total > 0 {
 		v.LatencySamples = int64(total)
-		v.LatencyP50 = quantile(&hist, total, 0.5)
-		v.LatencyP90 = quantile(&hist, total, 0.9)
+		v.LatencyP50 = quantile(hist, total, 0.5)
+		v.LatencyP90 = quantile(hist, total, 0.9)
 	}
 }
 
