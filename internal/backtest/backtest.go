@@ -319,16 +319,9 @@ func newReplay(ctx context.Context, sets []*rules.Set, o Options, workers int) *
 	return r
 }
 
-// batch checks a batch against the source's contract and replays it in
-// every part.
+// batch replays a batch in every part (the decider checks it against the
+// source's contract, see check).
 func (r *replay) batch(evs []event.Event) error {
-	for i := range evs {
-		t := evs[i].EventTime.UnixNano()
-		if t < r.last || t < r.from || t >= r.to {
-			return r.badEvent(&evs[i], t)
-		}
-		r.last = t
-	}
 	for _, p := range r.parts {
 		p.outcomes = slices.Grow(p.outcomes[:0], len(evs))[:len(evs)]
 	}
@@ -380,13 +373,15 @@ func (r *replay) replayBatch(evs []event.Event) error {
 		ready[i] = make(chan struct{})
 	}
 	// A token per free slot of the ring; stop ends the batch early when a
-	// part fails, so that nobody waits for a chunk that will not come.
+	// part fails or an event is bad, so that nobody waits for a chunk that
+	// will not come.
 	free := make(chan struct{}, decideAhead)
 	for range decideAhead {
 		free <- struct{}{}
 	}
 	stop := make(chan struct{})
 	var stopOnce sync.Once
+	var badErr error // an event against the source's contract (check)
 	decided := make(chan struct{})
 	go func() {
 		defer close(decided)
@@ -400,9 +395,15 @@ func (r *replay) replayBatch(evs []event.Event) error {
 			slot := c % decideAhead
 			r.left[slot].Store(int32(len(r.parts)))
 			r.work(func() error {
-				r.decider.DecideBatch(0, evs[lo:hi], r.ring[slot][:hi-lo])
+				if badErr = r.check(evs[lo:hi]); badErr == nil {
+					r.decider.DecideBatch(0, evs[lo:hi], r.ring[slot][:hi-lo])
+				}
 				return nil
 			})
+			if badErr != nil {
+				stopOnce.Do(func() { close(stop) })
+				return
+			}
 			close(ready[c])
 		}
 	}()
@@ -429,7 +430,23 @@ func (r *replay) replayBatch(evs []event.Event) error {
 		return nil
 	})
 	<-decided
-	return err
+	return cmp.Or(badErr, err)
+}
+
+// check checks events against the source's contract: in event-time order
+// and in the range. The decider does it, chunk by chunk, rather than the
+// source's goroutine before the batch: reading every event's time is a
+// cache miss each, which the decider would pay next anyway, and the
+// parts would wait for.
+func (r *replay) check(evs []event.Event) error {
+	for i := range evs {
+		t := evs[i].EventTime.UnixNano()
+		if t < r.last || t < r.from || t >= r.to {
+			return r.badEvent(&evs[i], t)
+		}
+		r.last = t
+	}
+	return nil
 }
 
 // each runs fn for every part, each on a goroutine of its own, and waits
