@@ -162,7 +162,16 @@
 // store without keyspaces, and its parallel engines apply the decisions.
 // Stores made by NewSharing share the deciding store's hash seeds and take
 // the key hashes from its decisions. DecideBatch reads the dedupe table
-// for a whole batch before deciding it, so that its cache misses overlap.
+// and the recipients for a whole batch before deciding it, so that its
+// cache misses overlap. Reserve sizes the dedupe and attribution memories
+// for a known number of events at once.
+//
+// # Following a dimension
+//
+// A Spec's Follow names a dimension outside its By whose latest value (by
+// event time) each key keeps, read with Followed: the engine counts the
+// numbers of a WABA in the phone-number keyspace, each under the WABA of
+// its latest event, rather than keeping a [waba, phone_number] keyspace.
 //
 // # Outcomes and stats
 //
