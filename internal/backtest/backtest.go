@@ -200,9 +200,12 @@ func Run(ctx context.Context, src Source, set *rules.Set, o Options) (*Report, e
 // Parallelism comes from splitting the work into parts, each with its own
 // engine: the sets, and each set's rules split by the keyspaces they read.
 // One store without keyspaces decides every event first (watermark,
-// dedupe, attribution: window.Store.Decide), as one engine would, and
-// every part counts the decided events in its keyspaces, a chunk behind
-// the decider. Every part is evaluated at every instant of its set's
+// dedupe, attribution: window.Store.Decide), as one engine would, its
+// memories expiring at the parts' evaluation instants, and every part
+// counts the decided events in its keyspaces, a chunk behind the decider.
+// Sets replayed together share the decider, which expires at the instants
+// of all of them: at the very edge of a horizon, an event may be decided
+// as the finer schedule says. Every part is evaluated at every instant of its set's
 // schedule, so that windows expire at the same times; a rule's alerts
 // depend on nothing else.
 func RunSets(ctx context.Context, src Source, sets []*rules.Set, o Options) ([]*Report, error) {
@@ -291,6 +294,10 @@ type replay struct {
 	decider *window.Store
 	ring    [decideAhead][decideChunk]window.Decision
 	left    [decideAhead]atomic.Int32
+	// expiry is the instants at which the decider's memories expire
+	// (their horizons, window.Store.Expire): the parts' instants, those of
+	// every set's groups.
+	expiry schedule
 
 	events   int64
 	last     int64         // event time of the last event
@@ -301,6 +308,11 @@ type replay struct {
 func newReplay(ctx context.Context, sets []*rules.Set, o Options, workers int) *replay {
 	r := &replay{ctx: ctx, from: o.From.UnixNano(), to: o.To.UnixNano(), window: o.Window, outcomes: make([][256]uint64, len(sets)),
 		decider: window.New(o.Window, nil), tokens: make(chan struct{}, workers)}
+	all := &rules.Set{}
+	for _, set := range sets {
+		all.Groups = append(all.Groups, set.Groups...)
+	}
+	r.expiry = newSchedule(all, r.from, r.to)
 	// A part per worker: more would balance the work better at run time
 	// (a free worker takes whichever part has a chunk to do), but every
 	// part repeats the per-event work of finding its keys, and measured
@@ -396,7 +408,7 @@ func (r *replay) replayBatch(evs []event.Event) error {
 			r.left[slot].Store(int32(len(r.parts)))
 			r.work(func() error {
 				if badErr = r.check(evs[lo:hi]); badErr == nil {
-					r.decider.DecideBatch(0, evs[lo:hi], r.ring[slot][:hi-lo])
+					r.decide(evs[lo:hi], r.ring[slot][:hi-lo])
 				}
 				return nil
 			})
@@ -431,6 +443,28 @@ func (r *replay) replayBatch(evs []event.Event) error {
 	})
 	<-decided
 	return cmp.Or(badErr, err)
+}
+
+// decide decides evs into ds. The decider's dedupe and attribution
+// memories expire at the parts' evaluation instants, as a live engine's
+// do after it evaluates (engine.Engine.Eval): an event at t is decided
+// once every instant before t has expired them, as the parts evaluate
+// every instant before t before they count it.
+func (r *replay) decide(evs []event.Event, ds []window.Decision) {
+	for i := 0; i < len(evs); {
+		t := evs[i].EventTime.UnixNano()
+		for r.expiry.next < t {
+			at := time.Unix(0, r.expiry.next).UTC()
+			r.decider.Expire(at)
+			r.expiry.advance(at)
+		}
+		j := i + 1
+		for j < len(evs) && evs[j].EventTime.UnixNano() <= r.expiry.next {
+			j++
+		}
+		r.decider.DecideBatch(0, evs[i:j], ds[i:j])
+		i = j
+	}
 }
 
 // check checks events against the source's contract: in event-time order

@@ -206,3 +206,27 @@ func TestMemoryCountEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestDedupeHorizon: the decider forgets (message id, status) pairs past
+// evaluator.dedupe_horizon at the evaluation instants, as the live
+// evaluator's store does: a copy within the horizon is a duplicate, one
+// after it counts again. So do two rule sets sharing the decider.
+func TestDedupeHorizon(t *testing.T) {
+	w := WindowOptions(config.Default().Evaluator)
+	w.DedupeHorizon = 10 * time.Minute
+	ev := func(id string, at time.Duration) event.Event {
+		return event.Event{SchemaVersion: event.SchemaVersion, ID: event.NewID("h", id, fmt.Sprint(at)), Kind: event.KindStatus,
+			Channel: event.ChannelWhatsApp, EventTime: t0.Add(at), WABAID: "W1", PhoneNumberID: "P1", MessageID: id, Status: "sent"}
+	}
+	evs := []event.Event{ev("m1", 0), ev("m2", time.Second), ev("m1", 5*time.Minute), ev("m2", 20*time.Minute)}
+	set := loadRules(t, "../../rules")
+	reps, err := RunSets(context.Background(), NewMemory(evs), []*rules.Set{set, set}, Options{From: t0, To: t0.Add(time.Hour), Window: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rep := range reps {
+		if rep.Outcomes["applied"] != 3 || rep.Outcomes["duplicate"] != 1 {
+			t.Errorf("set %d: outcomes %v, want 3 applied (m2 again after the horizon) and 1 duplicate (m1 within it)", i, rep.Outcomes)
+		}
+	}
+}
