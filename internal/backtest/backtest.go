@@ -205,9 +205,9 @@ func Run(ctx context.Context, src Source, set *rules.Set, o Options) (*Report, e
 // counts the decided events in its keyspaces, a chunk behind the decider.
 // Sets replayed together share the decider, which expires at the instants
 // of all of them: at the very edge of a horizon, an event may be decided
-// as the finer schedule says. Every part is evaluated at every instant of its set's
-// schedule, so that windows expire at the same times; a rule's alerts
-// depend on nothing else.
+// as the finer schedule says. Every part is evaluated at every instant of
+// its set's schedule, so that windows expire at the same times; a rule's
+// alerts depend on nothing else.
 func RunSets(ctx context.Context, src Source, sets []*rules.Set, o Options) ([]*Report, error) {
 	if src == nil || len(sets) == 0 || slices.Contains(sets, nil) {
 		return nil, errors.New("backtest: a source and a rule set are required")
@@ -562,8 +562,9 @@ func (r *replay) report(i int, set *rules.Set) *Report {
 
 // boundWarnings says when the decider's dedupe or attribution memory
 // overflowed (the parts' stores keep none). The entries dropped then
-// depend on its per-process hash seeds, so another run of the same backtest may count
-// a few duplicates or attributions differently (the package comment).
+// depend on its per-process hash seeds, so another run of the same
+// backtest may count a few duplicates or attributions differently (the
+// package comment).
 func (r *replay) boundWarnings() []string {
 	st := r.decider.Stats()
 	dedupe, attribution := st.DedupeEvicted, st.AttributionEvicted
@@ -725,8 +726,8 @@ func (s *schedule) advance(at time.Time) {
 
 // split divides set into at most n sets of whole keyspaces (the rules
 // reading the same keyspace stay together, so that no keyspace is kept
-// twice), balanced by ruleCost. Groups keep their
-// names and intervals in each.
+// twice), balanced by ruleCost. Groups keep their names and intervals in
+// each.
 func split(set *rules.Set, n int) []*rules.Set {
 	type cluster struct {
 		rules map[*rules.Rule]bool

@@ -390,13 +390,17 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 	defer cancel()
 	var out []alert.Alert
 	rd := &rs.reads
-	// The numbers of each WABA are counted for every round of a rule that
-	// reads them, and otherwise only once a key of the round reaches the
-	// tracker, for the record (AccountRestricted, over 24 h, would count
-	// its numbers every 10 s for nothing).
+	// The numbers of each WABA are counted once a round needs them: at its
+	// first key for a rule that reads them, otherwise when a key reaches
+	// the tracker, for the record (AccountRestricted, over 24 h, would
+	// count its numbers every 10 s for nothing).
 	var numbers map[string][2]int64
-	if rs.numbers >= 0 && rd.numbers {
-		numbers = e.numbersByWABA(rs, now)
+	setNumbers := func(kc *keyCache) {
+		if numbers == nil {
+			numbers = e.numbersByWABA(rs, now)
+		}
+		n := numbers[kc.labels[string(quality.DimWABA)]]
+		rs.in.Values.NumbersActive, rs.in.Values.NumbersDegraded = n[0], n[1]
 	}
 	rs.round++
 	in := &rs.in
@@ -409,9 +413,8 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 		kc := e.key(rs, ref)
 		kc.round = rs.round // present, for Absent, even if the evaluation fails
 		in.Labels = kc.labels
-		if numbers != nil {
-			n := numbers[kc.labels[string(quality.DimWABA)]]
-			in.Values.NumbersActive, in.Values.NumbersDegraded = n[0], n[1]
+		if rs.numbers >= 0 && rd.numbers {
+			setNumbers(kc)
 		}
 		if r.BaselineKind == rules.BaselinePrevious {
 			rs.base.Values(e.store, ref, start.Add(-r.Baseline), start, rd.baseParts, &in.Baseline)
@@ -459,11 +462,7 @@ func (e *Engine) evalRule(ctx context.Context, rs *ruleState, now time.Time) []a
 			rs.cur.Values(e.store, ref, start, now, window.AllParts, &in.Values)
 		}
 		if rs.numbers >= 0 {
-			if numbers == nil {
-				numbers = e.numbersByWABA(rs, now)
-			}
-			n := numbers[kc.labels[string(quality.DimWABA)]]
-			in.Values.NumbersActive, in.Values.NumbersDegraded = n[0], n[1]
+			setNumbers(kc)
 		}
 		if r.BaselineKind == rules.BaselinePrevious && rd.baseParts != window.AllParts {
 			rs.base.Values(e.store, ref, start.Add(-r.Baseline), start, window.AllParts, &in.Baseline)

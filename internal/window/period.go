@@ -26,6 +26,19 @@ func (s *Store) AppendKeyRefs(spec int, dst []KeyRef) []KeyRef {
 	return dst
 }
 
+// keyAt returns the state of key k, nil when the key is no longer in k's
+// slot.
+func (ks *keyspace) keyAt(k KeyRef) *keyState {
+	if k.Slot < 0 || int(k.Slot) >= len(ks.keys) {
+		return nil
+	}
+	key := &ks.keys[k.Slot]
+	if key.id == "" || key.id != k.ID {
+		return nil
+	}
+	return key
+}
+
 // Period computes Values over one period per key of one keyspace, a period
 // that moves forward with the evaluation clock (a rule's window, or its
 // baseline), the way an evaluation loop asks: every key, at instants that
@@ -120,11 +133,8 @@ func (s *Store) NewPeriod(spec int) *Period {
 // correctly, only more slowly.
 func (p *Period) Values(s *Store, k KeyRef, from, to time.Time, parts Parts, dst *quality.Values) bool {
 	ks := s.spaces[p.spec]
-	if k.Slot < 0 || int(k.Slot) >= len(ks.keys) {
-		return false
-	}
-	key := &ks.keys[k.Slot]
-	if key.id == "" || key.id != k.ID {
+	key := ks.keyAt(k)
+	if key == nil {
 		return false
 	}
 	t := nanos(to)

@@ -23,26 +23,7 @@ func TestPeriodAgainstValues(t *testing.T) {
 		iterations = 10
 	}
 	for it := range iterations {
-		o := Options{
-			AllowedLateness: time.Duration(rng.IntN(40)) * time.Second,
-			DedupeHorizon:   time.Duration(60+rng.IntN(300)) * time.Second,
-			IdleTTL:         time.Duration(60+rng.IntN(300)) * time.Second,
-			AttributionTTL:  time.Duration(30+rng.IntN(600)) * time.Second,
-		}
-		if rng.IntN(4) == 0 {
-			o.MaxKeys = 2 + rng.IntN(5)
-		}
-		res := []time.Duration{7 * time.Second, 10 * time.Second, 15 * time.Second, time.Minute}
-		specs := []Spec{
-			{By: []quality.Dim{quality.DimPhoneNumber}},
-			{By: []quality.Dim{quality.DimTemplate}},
-			{By: []quality.Dim{quality.DimWABA, quality.DimTemplate}},
-			{By: []quality.Dim{quality.DimCountry, quality.DimChannel}},
-		}
-		for i := range specs {
-			specs[i].Resolution = res[rng.IntN(len(res))]
-			specs[i].Span = specs[i].Resolution * time.Duration(2+rng.IntN(12))
-		}
+		o, specs, g := refCase(rng)
 		st := New(o, specs)
 		// Per spec: a window ending now and its baseline before it, each
 		// with its own Period, as the engine keeps them.
@@ -55,7 +36,6 @@ func TestPeriodAgainstValues(t *testing.T) {
 			win := sp.Resolution * time.Duration(1+rng.IntN(int(sp.Span/sp.Resolution)))
 			ps = append(ps, periods{win: win, base: sp.Span - win, pw: st.NewPeriod(i), pb: st.NewPeriod(i)})
 		}
-		g := &gen{rng: rng, clock: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), lag: make([]time.Duration, 3), late: o.AllowedLateness}
 		interval := time.Duration(1+rng.IntN(20)) * time.Second
 		now := g.clock
 		var refs []KeyRef

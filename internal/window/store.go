@@ -461,7 +461,7 @@ type pending struct {
 	st     int                // status code, 0 for other kinds
 	record bool               // a send whose attribution is recorded for its (number, user)
 	pair   uint64             // the (number, user) hash, 0 when not needed
-	pairAt int                // the attribution slot found for pair, when not record
+	pairAt int                // the attribution slot found for pair
 	attr   *event.Attribution // the attribution of the event, or the one remembered
 }
 
@@ -589,8 +589,9 @@ func (s *Store) prepare(partition int, e *event.Event, d *Decision, p *pending) 
 }
 
 // settle reads and updates the dedupe and attribution memories for a
-// prepared event, whose dedupe hash is h (dedupeHash), and returns Duplicate, or Applied with the latency and
-// missing-status contributions added to d.
+// prepared event, whose dedupe hash is h (dedupeHash), and returns
+// Duplicate, or Applied with the latency and missing-status contributions
+// added to d.
 func (s *Store) settle(e *event.Event, d *Decision, p *pending, h uint64) Outcome {
 	// Dedupe, store-wide and before any keyspace is updated, so that an
 	// event counts once everywhere. Statuses dedupe on (message id,

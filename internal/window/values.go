@@ -256,7 +256,7 @@ func (k *keyState) setFollowed(v string, vh keyHash, t int64) {
 		return
 	}
 	k.followedAt = t
-	if k.followedHash != vh || k.followed == "" {
+	if k.followedHash != vh {
 		k.followed, k.followedHash = strings.Clone(v), vh // the event's strings are not ours to keep
 	}
 }
@@ -264,15 +264,10 @@ func (k *keyState) setFollowed(v string, vh keyHash, t int64) {
 // Followed returns the latest value of the keyspace's Spec.Follow seen by
 // key k: "" when none, or when the key is no longer in k's slot.
 func (s *Store) Followed(spec int, k KeyRef) string {
-	ks := s.spaces[spec]
-	if k.Slot < 0 || int(k.Slot) >= len(ks.keys) {
-		return ""
+	if key := s.spaces[spec].keyAt(k); key != nil {
+		return key.followed
 	}
-	key := &ks.keys[k.Slot]
-	if key.id != k.ID {
-		return ""
-	}
-	return key.followed
+	return ""
 }
 
 // setState records a change; it returns how many entries it added (0 or
